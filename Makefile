@@ -1,0 +1,22 @@
+# The two commands of the README: `make demo` and `make test`. Both build .venv/ first.
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: venv demo test release figures
+
+# Fast when the environment is already built and linked (see the script).
+venv:
+	@scripts/make_venv.sh
+
+demo: venv
+	$(VENV)/bin/nncourse demo
+
+test: venv
+	$(PY) -m pytest
+
+# Regenerates release/ and solutions/ from source/ (commit the result).
+release: venv
+	$(VENV)/bin/nncourse release ps1
+
+figures: venv
+	$(VENV)/bin/nncourse figures

@@ -1,0 +1,125 @@
+"""Hidden checks: the grader chooses the inputs, the student's kernel computes outputs, the
+grader judges them.
+
+A check has three parts (see ``docs/checks.md``):
+
+- ``inputs()``: builds the inputs on the grader's side (deterministic, seeded);
+- ``probe(ns, inputs)``: runs in the student's kernel, calls the student's code found in the
+  namespace ``ns`` on those inputs and returns what came back as plain data. Its source is
+  sent to the kernel together with ``wire.py`` and the other ``probe_*`` functions of its
+  module (nothing else of nncourse is there);
+- ``judge(inputs, outputs)``: runs in the grader's process, compares the outputs with an
+  oracle (torch autograd, numerical gradients, closed forms) and raises :class:`CheckFailed`
+  with a message the student can act on.
+
+A hidden test region in a source notebook names its check with one line,
+``run_check("ps1.linear_forward")``. Run in a master notebook, that line runs the whole
+check in the kernel (the instructor trusts the code there). Under ``nbgrader autograde``,
+:mod:`nncourse.grading` replaces the line with the probe alone and judges the outputs
+outside the kernel, so student code can neither see the oracle nor alter the verdict.
+"""
+
+import importlib
+import inspect
+import json
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+from . import wire
+
+MIME = "application/vnd.nncourse.check+json"
+PROBLEM_SETS = ("ps1",)
+
+
+class CheckFailed(AssertionError):
+    """A student's code does not behave as asked; the message says how."""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    inputs: Callable[[], dict]
+    probe: Callable[[dict, dict], dict]
+    judge: Callable[[dict, dict], None]
+
+    def encoded_inputs(self):
+        return json.dumps(wire.encode_outputs(self.inputs()))
+
+
+_REGISTRY = {}
+
+
+def check(name, *, inputs, probe):
+    """Decorator that registers the decorated judge as the check ``name``."""
+    def register(judge):
+        if name in _REGISTRY:
+            raise ValueError("check %s is defined twice" % name)
+        _REGISTRY[name] = Check(name, inputs, probe, judge)
+        return judge
+    return register
+
+
+def get(name):
+    """The check called ``name`` (``psN.behaviour``), loading its problem set's module."""
+    module = name.split(".", 1)[0]
+    if module in PROBLEM_SETS:
+        importlib.import_module("nncourse.checks." + module)
+    if name not in _REGISTRY:
+        raise KeyError("no hidden check called %r" % name)
+    return _REGISTRY[name]
+
+
+def all_checks(problem_set):
+    importlib.import_module("nncourse.checks." + problem_set)
+    return {n: c for n, c in _REGISTRY.items() if n.startswith(problem_set + ".")}
+
+
+def verdict(check_, encoded_inputs, encoded_outputs):
+    """Judges encoded outputs; returns None when they pass, else the failure message."""
+    if isinstance(encoded_outputs, dict) and set(encoded_outputs) == {wire.ERROR_KEY}:
+        return "the check could not run your code: %s" % encoded_outputs[wire.ERROR_KEY]
+    try:
+        outputs = wire.decode(encoded_outputs)
+    except (wire.DecodeError, ValueError, TypeError, KeyError) as exc:
+        return "the check got back data it cannot read (%s)" % exc
+    try:
+        check_.judge(wire.decode(json.loads(encoded_inputs)), outputs)
+    except CheckFailed as failure:
+        return str(failure)
+    return None
+
+
+def _probe_sources(probe):
+    """The probe and its fellow ``probe_*`` functions of the same module (helpers it calls)."""
+    module = sys.modules[probe.__module__]
+    return [inspect.getsource(function) for name, function in vars(module).items()
+            if name.startswith("probe_") and inspect.isfunction(function)
+            and function.__module__ == module.__name__]
+
+
+def render_probe(check_, nonce, encoded_inputs=None):
+    """Source of a self-contained statement that runs the probe and publishes its outputs."""
+    if encoded_inputs is None:
+        encoded_inputs = check_.encoded_inputs()
+    program = "\n".join([
+        inspect.getsource(wire),
+        *_probe_sources(check_.probe),
+        "from IPython.display import publish_display_data as _publish",
+        "_publish({%r: {'check': %r, 'nonce': %r, 'outputs': run_probe(%s, _user_ns, _inputs)}})"
+        % (MIME, check_.name, nonce, check_.probe.__name__),
+    ])
+    return "exec(%r, {'__name__': 'nncourse_probe', '_user_ns': globals(), '_inputs': %r})" % (
+        program, encoded_inputs)
+
+
+def run_check(name):
+    """Runs a check inside the current kernel (master notebooks, tests); raises on failure."""
+    check_ = get(name)
+    namespace = sys._getframe(1).f_globals
+    encoded_inputs = check_.encoded_inputs()
+    outputs = wire.run_probe(check_.probe, namespace, encoded_inputs)
+    # The same JSON round trip as in grading, so both paths judge the same data.
+    message = verdict(check_, encoded_inputs, json.loads(json.dumps(outputs)))
+    if message is not None:
+        raise CheckFailed(message)

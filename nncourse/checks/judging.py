@@ -1,0 +1,65 @@
+"""Grader-side helpers that turn a wrong output into a message a student can act on.
+
+They say what was wrong (an exception, a type, a shape, how far off the numbers are) and
+never print the expected values themselves.
+"""
+
+import numpy as np
+
+from . import CheckFailed
+from .wire import Opaque, StudentError
+
+
+def _kind(value):
+    if isinstance(value, Opaque):
+        return value.description
+    if value is None:
+        return "None"
+    return type(value).__name__
+
+
+def raised(value, what):
+    """Fails when the student's call raised or warned."""
+    if isinstance(value, StudentError):
+        raise CheckFailed("%s raised %s" % (what, value.message))
+
+
+def as_array(value, what):
+    raised(value, what)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return np.asarray(value, dtype=float)
+    if not isinstance(value, np.ndarray):
+        raise CheckFailed("%s returned %s, expected a NumPy array" % (what, _kind(value)))
+    return value
+
+
+def close(value, expected, what, *, rtol=1e-5, atol=1e-7):
+    """Fails unless ``value`` is an array of the expected shape with matching numbers."""
+    actual = as_array(value, what)
+    expected = np.asarray(expected, dtype=float)
+    if actual.shape != expected.shape:
+        raise CheckFailed("%s has shape %s, expected %s" % (what, actual.shape, expected.shape))
+    if actual.dtype.kind == "c":
+        raise CheckFailed("%s is complex, expected real numbers" % what)
+    actual = actual.astype(float)
+    if not np.all(np.isfinite(actual)):
+        raise CheckFailed("%s contains nan or inf" % what)
+    if not np.allclose(actual, expected, rtol=rtol, atol=atol):
+        worst = float(np.max(np.abs(actual - expected)))
+        raise CheckFailed("%s differs from the expected values by up to %.3g" % (what, worst))
+
+
+def scalar(value, expected, what, *, rtol=1e-5, atol=1e-7):
+    """Like :func:`close` for a single number (a float, a 0-d or one-element array)."""
+    actual = as_array(value, what)
+    if actual.size != 1:
+        raise CheckFailed("%s has shape %s, expected a single number" % (what, actual.shape))
+    close(actual.reshape(()), np.asarray(expected, dtype=float).reshape(()), what,
+          rtol=rtol, atol=atol)
+
+
+def shape(value, expected_shape, what):
+    actual = as_array(value, what)
+    if actual.shape != tuple(expected_shape):
+        raise CheckFailed("%s has shape %s, expected %s" % (what, actual.shape,
+                                                            tuple(expected_shape)))

@@ -1,0 +1,143 @@
+"""Draws the figures the notebooks show (``nncourse figures`` rewrites them).
+
+The seeds only reference their figures; these are the project's own, drawn with matplotlib
+so that they can be regenerated and changed with the text.
+"""
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _node(ax, xy, text, color="#dbe9f6", radius=0.28):
+    ax.add_patch(plt.Circle(xy, radius, facecolor=color, edgecolor="#333333", zorder=3))
+    ax.text(*xy, text, ha="center", va="center", fontsize=12, zorder=4)
+
+
+def _edge(ax, start, end, radius=0.28, **style):
+    start, end = np.asarray(start, float), np.asarray(end, float)
+    direction = (end - start) / np.linalg.norm(end - start)
+    ax.annotate("", xy=end - radius * direction, xytext=start + radius * direction,
+                arrowprops=dict(arrowstyle="->", color=style.get("color", "#555555"), lw=1))
+
+
+def _canvas(width, height):
+    fig, ax = plt.subplots(figsize=(width, height))
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return fig, ax
+
+
+def linear_layer(path):
+    """Three inputs, two linear units: each unit computes w^T x + b."""
+    fig, ax = _canvas(6, 3.4)
+    inputs = [(0, 2.4), (0, 1.2), (0, 0)]
+    units = [(3, 1.8), (3, 0.6)]
+    for i, xy in enumerate(inputs, 1):
+        _node(ax, xy, "$x_%d$" % i)
+    for j, xy in enumerate(units, 1):
+        _node(ax, xy, "$y_%d$" % j, color="#fde2c8")
+        for i, start in enumerate(inputs, 1):
+            _edge(ax, start, xy)
+        ax.text(xy[0] + 0.45, xy[1], r"$y_%d = \sum_i x_i W_{i%d} + b_%d$" % (j, j, j),
+                va="center", fontsize=11)
+    ax.text(-0.25, -0.7, "input $x \\in \\mathbb{R}^3$", fontsize=10)
+    ax.text(2.4, -0.7, "output $y = xW + b \\in \\mathbb{R}^2$", fontsize=10)
+    ax.set_xlim(-0.6, 6.6)
+    ax.set_ylim(-0.9, 2.9)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def activations(path):
+    """ReLU and the sigmoid with their derivatives."""
+    x = np.linspace(-6, 6, 601)
+    sigmoid = 1 / (1 + np.exp(-x))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    axes[0].plot(x, np.maximum(x, 0), label="ReLU(x) = max(0, x)")
+    axes[0].plot(x, (x > 0).astype(float), "--", label="derivative")
+    axes[1].plot(x, sigmoid, label="sigmoid(x)")
+    axes[1].plot(x, sigmoid * (1 - sigmoid), "--", label="derivative (at most 1/4)")
+    for ax in axes:
+        ax.axhline(0, color="#999999", lw=0.6)
+        ax.axvline(0, color="#999999", lw=0.6)
+        ax.set_xlabel("x")
+        ax.legend(loc="upper left", fontsize=9)
+    axes[0].set_ylim(-0.5, 3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def network(path):
+    """The sine fitter: 1 input, two hidden layers of 80 ReLU units, 1 output."""
+    fig, ax = _canvas(8, 3.6)
+    columns = [(0, ["x"]), (2.5, ["", "", "...", ""]), (5, ["", "", "...", ""]), (7.5, ["ŷ"])]
+    positions = []
+    for x, labels in columns:
+        ys = np.linspace(2.4, 0, len(labels)) if len(labels) > 1 else [1.2]
+        column = []
+        for y, label in zip(ys, labels):
+            if label == "...":
+                ax.text(x, y, "⋮", ha="center", va="center", fontsize=16)
+                continue
+            _node(ax, (x, y), label, color="#fde2c8" if 0 < x < 7.5 else "#dbe9f6")
+            column.append((x, y))
+        positions.append(column)
+    for left, right in zip(positions, positions[1:]):
+        for start in left:
+            for end in right:
+                _edge(ax, start, end)
+    captions = ["input\nm × 1", "Linear(1, 80)\n+ ReLU", "Linear(80, 80)\n+ ReLU",
+                "Linear(80, 1)\noutput m × 1"]
+    for (x, _), caption in zip(columns, captions):
+        ax.text(x, -0.75, caption, ha="center", va="center", fontsize=10)
+    ax.set_xlim(-0.6, 8.1)
+    ax.set_ylim(-1.2, 2.8)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def conv1d(path):
+    """A kernel [x y z] sliding along [a b c d e f]: one output per position."""
+    fig, ax = _canvas(8, 3.4)
+    signal = "abcdef"
+    for i, name in enumerate(signal):
+        ax.add_patch(plt.Rectangle((i, 2), 1, 0.8, facecolor="#dbe9f6", edgecolor="#333333"))
+        ax.text(i + 0.5, 2.4, name, ha="center", va="center", fontsize=13)
+    ax.text(-0.3, 2.4, "s", ha="right", va="center", fontsize=13)
+    for shift, color in [(0, "#f4a261"), (1, "#2a9d8f")]:
+        for k, name in enumerate("xyz"):
+            ax.add_patch(plt.Rectangle((shift + k, 1.0 - 0.9 * shift), 1, 0.7,
+                                       facecolor=color, alpha=0.35, edgecolor="#333333"))
+            ax.text(shift + k + 0.5, 1.35 - 0.9 * shift, name, ha="center", va="center")
+        ax.text(3.3 + shift, 1.35 - 0.9 * shift,
+                "→  %sx + %sy + %sz" % tuple(signal[shift:shift + 3]), va="center",
+                fontsize=11)
+    ax.text(0, -0.55, "the kernel moves one step right for each output value; "
+                      "4 outputs for 6 inputs", fontsize=10)
+    ax.set_xlim(-0.8, 8)
+    ax.set_ylim(-0.8, 3)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+FIGURES = {
+    "ps1": {"linear_layer.png": linear_layer, "activations.png": activations,
+            "network.png": network, "conv1d.png": conv1d},
+}
+
+
+def draw_all(root=ROOT):
+    for problem_set, figures in FIGURES.items():
+        folder = os.path.join(root, "source", problem_set, "images")
+        os.makedirs(folder, exist_ok=True)
+        for name, draw in figures.items():
+            draw(os.path.join(folder, name))
+            print("wrote", os.path.relpath(os.path.join(folder, name), root))
