@@ -27,8 +27,11 @@ def encode(value, _depth=0):
         return {OBJECT_KEY: "deeply nested value"}
     if value is None or isinstance(value, (bool, str)):
         return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return encode(np.asarray(value), _depth + 1) if isinstance(value, float) else int(value)
+    if isinstance(value, int) and not isinstance(value, (bool, np.generic)):
+        return value
+    if isinstance(value, float) and not isinstance(value, np.generic):
+        # JSON has no nan or inf: those travel as arrays
+        return value if np.isfinite(value) else encode(np.asarray(value), _depth + 1)
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
         try:
             value = value.detach().cpu().numpy()
@@ -39,7 +42,7 @@ def encode(value, _depth=0):
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in _NUMERIC_KINDS or value.size > MAX_ELEMENTS:
             return {OBJECT_KEY: "array of dtype %s and shape %s" % (value.dtype, value.shape)}
-        contiguous = np.ascontiguousarray(value)
+        contiguous = value.copy(order="C")  # ascontiguousarray would make 0-d arrays 1-d
         return {ARRAY_KEY: {
             "dtype": contiguous.dtype.str,
             "shape": list(contiguous.shape),

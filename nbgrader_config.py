@@ -1,0 +1,37 @@
+# nbgrader settings of the course. nbgrader reads this file from the course root (the folder
+# holding source/, release/, solutions/), whichever nbgrader command runs there.
+import os
+import sys
+
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Execute,
+                                    IgnorePattern, LimitOutput, SaveAutoGrades)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nncourse.grading import ExpandChecks, JudgeChecks  # noqa: E402
+
+c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
+
+c.CourseDirectory.course_id = "nncourse"
+c.CourseDirectory.solution_directory = "solutions"
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "gradebook.db")
+
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Hidden checks are judged outside the student's kernel (docs/grading.md): the probes are put
+# in just before execution and judged just after, by nbgrader's own autograde.
+c.Autograde.autograde_preprocessors = [
+    ExpandChecks,
+    Execute,
+    JudgeChecks,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
+
+# Notebooks run in fast mode under the grader; a cell that needs longer is stuck.
+c.Execute.timeout = 120

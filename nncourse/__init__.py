@@ -1,0 +1,1 @@
+"""nncourse: instructor tools for the course (hidden checks, grading, reports)."""

@@ -1,0 +1,103 @@
+"""nbgrader preprocessors that judge hidden checks outside the student's kernel.
+
+``nbgrader_config.py`` puts :class:`ExpandChecks` just before nbgrader's ``Execute`` and
+:class:`JudgeChecks` just after it, so the real ``nbgrader autograde`` (gradebook, checksums,
+test cells restored from the source, late penalties) grades with them:
+
+1. ExpandChecks replaces each ``run_check("psN.name")`` line of a test cell, as restored
+   from the source, with the probe of that check and a fresh random nonce;
+2. nbgrader executes the notebook; each probe publishes the student's outputs as a display
+   output of type :data:`nncourse.checks.MIME`;
+3. JudgeChecks takes that output out of the cell, judges it in this process and, when the
+   check fails (or its output is missing, duplicated or forged), appends an error to the
+   cell, which nbgrader then scores 0. It also drops ``execute_result`` outputs from those
+   cells, because nbgrader would read a number there as partial credit that student code
+   could fake, and puts back the cell's source as it was in the source notebook.
+"""
+
+import re
+import secrets
+
+from nbformat.notebooknode import NotebookNode
+from nbgrader import utils
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+from . import checks
+
+IMPORT_LINE = re.compile(r"^\s*from nncourse\.checks import run_check\s*$")
+CHECK_LINE = re.compile(r"""^(?P<indent>\s*)run_check\((?P<q>["'])(?P<name>[\w.]+)(?P=q)\)\s*$""")
+_STATE = "nncourse_checks"
+
+
+def _is_test_cell(cell):
+    return cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
+
+
+class ExpandChecks(NbGraderPreprocessor):
+    """Swaps each ``run_check`` line of a test cell for the probe it names."""
+
+    def preprocess(self, nb, resources):
+        resources[_STATE] = {}
+        return super().preprocess(nb, resources)
+
+    def preprocess_cell(self, cell, resources, index):
+        if not _is_test_cell(cell):
+            return cell, resources
+        expected, lines = [], []
+        for line in cell.source.splitlines():
+            match = CHECK_LINE.match(line)
+            if IMPORT_LINE.match(line):
+                continue
+            if match:
+                check = checks.get(match["name"])
+                nonce, inputs = secrets.token_hex(16), check.encoded_inputs()
+                expected.append((check, nonce, inputs))
+                lines.append(match["indent"] + checks.render_probe(check, nonce, inputs))
+            else:
+                lines.append(line)
+        if expected:
+            resources[_STATE][cell.metadata.nbgrader["grade_id"]] = (cell.source, expected)
+            cell.source = "\n".join(lines)
+        return cell, resources
+
+
+def _error(message):
+    return NotebookNode(output_type="error", ename="HiddenCheckFailed", evalue=message,
+                        traceback=["HiddenCheckFailed: " + message])
+
+
+class JudgeChecks(NbGraderPreprocessor):
+    """Judges the probes' outputs in the grader's process and records failures in the cell."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if not _is_test_cell(cell):
+            return cell, resources
+        grade_id = cell.metadata.nbgrader["grade_id"]
+        state = resources.get(_STATE, {}).get(grade_id)
+        if state is None:
+            return cell, resources
+        source, expected = state
+        cell.source = source
+        reports = [o for o in cell.outputs if o.output_type == "display_data"
+                   and checks.MIME in o.get("data", {})]
+        kept = [o for o in cell.outputs if o not in reports and o.output_type != "execute_result"]
+        already_failed = any(o.output_type == "error" for o in kept)
+        failures = []
+        for check, nonce, inputs in expected:
+            mine = [o.data[checks.MIME] for o in reports
+                    if isinstance(o.data[checks.MIME], dict)
+                    and o.data[checks.MIME].get("nonce") == nonce]
+            if len(reports) != len(expected) or len(mine) != 1:
+                if not already_failed:
+                    failures.append("the hidden tests did not run to completion (%s)" % check.name)
+                continue
+            try:
+                message = checks.verdict(check, inputs, mine[0].get("outputs"))
+            except Exception as exc:  # a bug in the check itself: the cell fails, loudly
+                self.log.error("check %s crashed while judging %s: %r", check.name,
+                               resources.get("unique_key", "?"), exc)
+                message = "internal error of the grader while judging; tell your instructor"
+            if message is not None:
+                failures.append(message)
+        cell.outputs = kept + [_error(message) for message in failures]
+        return cell, resources

@@ -1,0 +1,43 @@
+"""Building submissions from the source notebook: the reference solution, the blank release,
+and variants with a few lines changed (mutants, equivalent solutions), for the demo and the
+tests. A variant is a list of edits ``(cell grade_id, old text, new text)`` applied to the
+reference solution's cells, exactly as a student would have typed them.
+"""
+
+import copy
+import re
+
+import nbformat
+
+_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.M)
+
+
+def solution_code(source_cell_text):
+    """A source cell's text with the solution markers removed."""
+    return _MARKER.sub("", source_cell_text)
+
+
+def filled_notebook(release, source, edits=()):
+    """The release notebook with every solution cell answered as in the source, then edited."""
+    answers = {}
+    for cell in source.cells:
+        nbgrader = cell.metadata.get("nbgrader", {})
+        if nbgrader.get("solution"):
+            answers[nbgrader["grade_id"]] = solution_code(cell.source)
+    for cell_id, old, new in edits:
+        if cell_id not in answers:
+            raise KeyError("no solution cell %r" % cell_id)
+        if answers[cell_id].count(old) != 1:
+            raise ValueError("edit of %s: the text to replace must occur exactly once:\n%s"
+                             % (cell_id, old))
+        answers[cell_id] = answers[cell_id].replace(old, new)
+    filled = copy.deepcopy(release)
+    for cell in filled.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+    return filled
+
+
+def write(notebook, path):
+    nbformat.write(notebook, path)

@@ -1,0 +1,302 @@
+"""Realistic wrong implementations of ps1 (mutants) and correct ones written differently.
+
+Each mutant edits the reference solution (taken from source/ps1/ps1.ipynb) the way a student
+might get it wrong, and names exactly the checks it must fail: every other check must still
+pass, so one mistake costs the points of the behaviour it breaks and no others.
+"""
+
+from collections import namedtuple
+
+Mutant = namedtuple("Mutant", "name edits breaks")
+
+
+def mutant(name, cell, old, new, breaks):
+    return Mutant(name, [(cell, old, new)], frozenset("ps1." + b for b in breaks))
+
+
+LINEAR_UPDATE = """        input_gradient = output_gradient @ self.W.T
+        self.W = self.W - lr * (input_array.T @ output_gradient)"""
+
+MUTANTS = [
+    # Linear.forward
+    mutant("linear forward without bias", "linear_solution",
+           "return input_array @ self.W + self.b", "return input_array @ self.W",
+           {"linear_forward"}),
+    mutant("linear forward adds the bias as a column", "linear_solution",
+           "return input_array @ self.W + self.b", "return input_array @ self.W + self.b.T",
+           {"linear_forward"}),
+    mutant("linear forward adds the bias of the first unit only", "linear_solution",
+           "return input_array @ self.W + self.b", "return input_array @ self.W + self.b[0, 0]",
+           {"linear_forward"}),
+    # Linear.backward: the input gradient
+    mutant("input gradient computed with the updated W", "linear_solution",
+           LINEAR_UPDATE,
+           """        self.W = self.W - lr * (input_array.T @ output_gradient)
+        input_gradient = output_gradient @ self.W.T""",
+           {"linear_backward"}),
+    mutant("input gradient uses W instead of its transpose", "linear_solution",
+           "input_gradient = output_gradient @ self.W.T",
+           "input_gradient = output_gradient @ self.W",
+           {"linear_backward"}),
+    mutant("input gradient averaged over the batch", "linear_solution",
+           "input_gradient = output_gradient @ self.W.T",
+           "input_gradient = output_gradient @ self.W.T / len(input_array)",
+           {"linear_backward"}),
+    # Linear.backward: the update
+    mutant("bias gradient averaged instead of summed", "linear_solution",
+           "self.b = self.b - lr * output_gradient.sum(axis=0, keepdims=True)",
+           "self.b = self.b - lr * output_gradient.mean(axis=0, keepdims=True)",
+           {"linear_update"}),
+    mutant("weights moved up the gradient", "linear_solution",
+           "self.W = self.W - lr * (input_array.T @ output_gradient)",
+           "self.W = self.W + lr * (input_array.T @ output_gradient)",
+           {"linear_update"}),
+    mutant("fixed learning rate instead of the argument", "linear_solution",
+           "self.W = self.W - lr * (input_array.T @ output_gradient)",
+           "self.W = self.W - 0.05 * (input_array.T @ output_gradient)",
+           {"linear_update"}),
+    mutant("bias gradient summed over the units", "linear_solution",
+           "self.b = self.b - lr * output_gradient.sum(axis=0, keepdims=True)",
+           "self.b = self.b - lr * output_gradient.sum(axis=1).sum()",
+           {"linear_update"}),
+    # ReLU
+    mutant("ReLU forward is the absolute value", "relu_solution",
+           "return np.maximum(input_array, 0.0)", "return np.abs(input_array)",
+           {"relu_forward"}),
+    mutant("ReLU forward returns the mask", "relu_solution",
+           "return np.maximum(input_array, 0.0)", "return (input_array > 0).astype(float)",
+           {"relu_forward"}),
+    mutant("ReLU forward is leaky", "relu_solution",
+           "return np.maximum(input_array, 0.0)", "return np.maximum(input_array, 0.01 * input_array)",
+           {"relu_forward"}),
+    mutant("ReLU backward masked on the gradient's sign", "relu_solution",
+           "return output_gradient * (input_array > 0)",
+           "return output_gradient * (output_gradient > 0)",
+           {"relu_backward"}),
+    mutant("ReLU backward passes the gradient at zero", "relu_solution",
+           "return output_gradient * (input_array > 0)",
+           "return output_gradient * (input_array >= 0)",
+           {"relu_backward"}),
+    mutant("ReLU backward returns the mask only", "relu_solution",
+           "return output_gradient * (input_array > 0)",
+           "return (input_array > 0).astype(float)",
+           {"relu_backward"}),
+    # Sigmoid (backward calls forward, so a wrong forward breaks both)
+    mutant("sigmoid by the overflowing formula", "sigmoid_solution",
+           """        z = np.exp(-np.abs(input_array))
+        return np.where(input_array >= 0, 1.0 / (1.0 + z), z / (1.0 + z))""",
+           "        return 1.0 / (1.0 + np.exp(-input_array))",
+           {"sigmoid_forward", "sigmoid_backward"}),
+    mutant("sigmoid with np.where over both overflowing branches", "sigmoid_solution",
+           """        z = np.exp(-np.abs(input_array))
+        return np.where(input_array >= 0, 1.0 / (1.0 + z), z / (1.0 + z))""",
+           """        return np.where(input_array >= 0, 1.0 / (1.0 + np.exp(-input_array)),
+                        np.exp(input_array) / (1.0 + np.exp(input_array)))""",
+           {"sigmoid_forward", "sigmoid_backward"}),
+    mutant("sigmoid branches swapped", "sigmoid_solution",
+           "np.where(input_array >= 0, 1.0 / (1.0 + z), z / (1.0 + z))",
+           "np.where(input_array >= 0, z / (1.0 + z), 1.0 / (1.0 + z))",
+           {"sigmoid_forward", "sigmoid_backward"}),
+    mutant("sigmoid derivative taken at the input", "sigmoid_solution",
+           "return output_gradient * s * (1.0 - s)",
+           "return output_gradient * s * (1.0 - input_array)",
+           {"sigmoid_backward"}),
+    mutant("sigmoid backward ignores the output gradient", "sigmoid_solution",
+           "return output_gradient * s * (1.0 - s)", "return s * (1.0 - s)",
+           {"sigmoid_backward"}),
+    mutant("sigmoid backward applies the sigmoid twice", "sigmoid_solution",
+           "s = self.forward(input_array)", "s = self.forward(self.forward(input_array))",
+           {"sigmoid_backward"}),
+    # MSE
+    mutant("MSE summed instead of averaged", "mse_solution",
+           "return float(np.mean((predicted_y - y) ** 2))",
+           "return float(np.sum((predicted_y - y) ** 2))",
+           {"mse_forward"}),
+    mutant("MSE of absolute errors", "mse_solution",
+           "return float(np.mean((predicted_y - y) ** 2))",
+           "return float(np.mean(np.abs(predicted_y - y)))",
+           {"mse_forward"}),
+    mutant("MSE halved", "mse_solution",
+           "return float(np.mean((predicted_y - y) ** 2))",
+           "return float(np.mean((predicted_y - y) ** 2) / 2)",
+           {"mse_forward"}),
+    mutant("MSE gradient not divided by the batch", "mse_solution",
+           "return 2.0 * (predicted_y - y) / predicted_y.shape[0]",
+           "return 2.0 * (predicted_y - y)",
+           {"mse_backward"}),
+    mutant("MSE gradient with the sign flipped", "mse_solution",
+           "return 2.0 * (predicted_y - y) / predicted_y.shape[0]",
+           "return 2.0 * (y - predicted_y) / predicted_y.shape[0]",
+           {"mse_backward"}),
+    mutant("MSE gradient without the factor 2", "mse_solution",
+           "return 2.0 * (predicted_y - y) / predicted_y.shape[0]",
+           "return (predicted_y - y) / predicted_y.shape[0]",
+           {"mse_backward"}),
+    # SimpleNN
+    mutant("backward through the layers first to last", "simplenn_solution",
+           "zip(reversed(self.layers), reversed(self.inputs))",
+           "zip(self.layers, self.inputs)",
+           {"simplenn"}),
+    mutant("layers' backward given their outputs", "simplenn_solution",
+           """            self.inputs[index] = current
+            current = layer(current)""",
+           """            current = layer(current)
+            self.inputs[index] = current""",
+           {"simplenn"}),
+    mutant("the loss gradient given to every layer", "simplenn_solution",
+           """            if layer.with_weights:
+                gradient = layer.backward(layer_input, gradient, self.lr)
+            else:
+                gradient = layer.backward(layer_input, gradient)""",
+           """            if layer.with_weights:
+                layer.backward(layer_input, gradient, self.lr)
+            else:
+                layer.backward(layer_input, gradient)""",
+           {"simplenn"}),
+    mutant("weighted layers stepped with their default learning rate", "simplenn_solution",
+           "gradient = layer.backward(layer_input, gradient, self.lr)",
+           "gradient = layer.backward(layer_input, gradient)",
+           {"simplenn"}),
+    mutant("loss_value never stored", "simplenn_solution",
+           "self.loss_value = self.loss(self.output, y)",
+           "loss_value = self.loss(self.output, y)",
+           {"simplenn"}),
+    # LinearL2
+    mutant("L2 gradient without the factor 2", "linear_l2_solution",
+           "+ 2 * self.l2_lambda * self.W", "+ self.l2_lambda * self.W",
+           {"linear_l2"}),
+    mutant("L2 penalty also applied to the bias", "linear_l2_solution",
+           "self.b = self.b - lr * output_gradient.sum(axis=0, keepdims=True)",
+           "self.b = self.b - lr * (output_gradient.sum(axis=0, keepdims=True) + 2 * self.l2_lambda * self.b)",
+           {"linear_l2"}),
+    mutant("L2 term added to the input gradient", "linear_l2_solution",
+           "input_gradient = output_gradient @ self.W.T",
+           "input_gradient = output_gradient @ self.W.T + 2 * self.l2_lambda * input_array",
+           {"linear_l2"}),
+    mutant("L2 term with the wrong sign", "linear_l2_solution",
+           "+ 2 * self.l2_lambda * self.W", "- 2 * self.l2_lambda * self.W",
+           {"linear_l2"}),
+    # CrossEntropyLoss
+    mutant("cross-entropy forward without the max shift", "cross_entropy_solution",
+           """        shifted = predicted_y - predicted_y.max(axis=1, keepdims=True)
+        log_probabilities""",
+           """        shifted = predicted_y
+        log_probabilities""",
+           {"cross_entropy_forward"}),
+    mutant("cross-entropy summed over the batch", "cross_entropy_solution",
+           "return float(-(y * log_probabilities).sum() / predicted_y.shape[0])",
+           "return float(-(y * log_probabilities).sum())",
+           {"cross_entropy_forward"}),
+    mutant("cross-entropy softmax over the batch axis", "cross_entropy_solution",
+           """        shifted = predicted_y - predicted_y.max(axis=1, keepdims=True)
+        log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))""",
+           """        shifted = predicted_y - predicted_y.max(axis=0, keepdims=True)
+        log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=0, keepdims=True))""",
+           {"cross_entropy_forward"}),
+    mutant("cross-entropy gradient not divided by the batch", "cross_entropy_solution",
+           "return (probabilities - y) / predicted_y.shape[0]",
+           "return probabilities - y",
+           {"cross_entropy_backward"}),
+    mutant("cross-entropy gradient without the max shift", "cross_entropy_solution",
+           "shifted = np.exp(predicted_y - predicted_y.max(axis=1, keepdims=True))",
+           "shifted = np.exp(predicted_y)",
+           {"cross_entropy_backward"}),
+    mutant("cross-entropy gradient with the sign flipped", "cross_entropy_solution",
+           "return (probabilities - y) / predicted_y.shape[0]",
+           "return (y - probabilities) / predicted_y.shape[0]",
+           {"cross_entropy_backward"}),
+    # Conv1d
+    mutant("convolution with the kernel flipped", "conv1d_solution",
+           "output += padded[:, k:k + length] * self.W[0, k]",
+           "output += padded[:, k:k + length] * self.W[0, width - 1 - k]",
+           {"conv1d_forward"}),
+    mutant("convolution without the bias", "conv1d_solution",
+           "return output + self.b", "return output",
+           {"conv1d_forward"}),
+    mutant("convolution without the padding", "conv1d_solution",
+           """        padded = np.pad(input_array, ((0, 0), (self.pad_length, self.pad_length)))
+        width = self.W.shape[1]
+        length = padded.shape[1] - width + 1""",
+           """        padded = input_array
+        width = self.W.shape[1]
+        length = padded.shape[1] - width + 1""",
+           {"conv1d_forward"}),
+    mutant("convolution input gradient keeps the padded columns", "conv1d_solution",
+           "return padded_gradient[:, self.pad_length:padded.shape[1] - self.pad_length]",
+           "return padded_gradient",
+           {"conv1d_backward"}),
+    mutant("convolution kernel gradient averaged over the batch", "conv1d_solution",
+           "weight_gradient[0, k] = np.sum(output_gradient * padded[:, k:k + length])",
+           "weight_gradient[0, k] = np.sum(output_gradient * padded[:, k:k + length]) / len(input_array)",
+           {"conv1d_backward"}),
+    mutant("convolution input gradient with the updated kernel", "conv1d_solution",
+           """        for k in range(width):
+            padded_gradient[:, k:k + length] += output_gradient * self.W[0, k]
+            weight_gradient[0, k] = np.sum(output_gradient * padded[:, k:k + length])
+        self.W = self.W - lr * weight_gradient""",
+           """        for k in range(width):
+            weight_gradient[0, k] = np.sum(output_gradient * padded[:, k:k + length])
+        self.W = self.W - lr * weight_gradient
+        for k in range(width):
+            padded_gradient[:, k:k + length] += output_gradient * self.W[0, k]""",
+           {"conv1d_backward"}),
+]
+
+# Correct solutions written another way (other operators, loops, in-place updates, other
+# formulas): each must score full marks.
+EQUIVALENT = [
+    ("linear_solution", "return input_array @ self.W + self.b",
+     "return np.dot(input_array, self.W) + self.b.reshape(1, -1)"),
+    ("linear_solution", LINEAR_UPDATE + """
+        self.b = self.b - lr * output_gradient.sum(axis=0, keepdims=True)
+        return input_gradient""",
+     """        grad_W = np.einsum("mi,mk->ik", input_array, output_gradient)
+        grad_b = np.ones((1, input_array.shape[0])) @ output_gradient
+        result = np.dot(output_gradient, self.W.T)
+        self.W -= lr * grad_W
+        self.b -= lr * grad_b
+        return result"""),
+    ("relu_solution", "return np.maximum(input_array, 0.0)",
+     "out = input_array.copy()\n        out[out < 0] = 0\n        return out"),
+    ("relu_solution", "return output_gradient * (input_array > 0)",
+     "return np.where(input_array > 0, output_gradient, 0.0)"),
+    ("sigmoid_solution", """        z = np.exp(-np.abs(input_array))
+        return np.where(input_array >= 0, 1.0 / (1.0 + z), z / (1.0 + z))""",
+     "        return 0.5 * (1.0 + np.tanh(0.5 * input_array))"),
+    ("mse_solution", "return float(np.mean((predicted_y - y) ** 2))",
+     "diff = (predicted_y - y).ravel()\n        return diff @ diff / len(diff)"),
+    ("simplenn_solution", """        current = input_array
+        for index, layer in enumerate(self.layers):
+            self.inputs[index] = current
+            current = layer(current)
+        self.output = current
+        return current""",
+     """        self.inputs = []
+        x = input_array
+        for layer in self.layers:
+            self.inputs.append(x)
+            x = layer.forward(x)
+        self.output = x
+        return self.output"""),
+    ("simplenn_solution", """        for layer, layer_input in zip(reversed(self.layers), reversed(self.inputs)):
+            if layer.with_weights:
+                gradient = layer.backward(layer_input, gradient, self.lr)
+            else:
+                gradient = layer.backward(layer_input, gradient)""",
+     """        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            extra = (self.lr,) if layer.with_weights else ()
+            gradient = layer.backward(self.inputs[i], gradient, *extra)"""),
+    ("cross_entropy_solution", """        shifted = predicted_y - predicted_y.max(axis=1, keepdims=True)
+        log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return float(-(y * log_probabilities).sum() / predicted_y.shape[0])""",
+     """        m = np.max(predicted_y, axis=1)
+        log_sum = m + np.log(np.sum(np.exp(predicted_y - m[:, None]), axis=1))
+        true_logit = np.sum(predicted_y * y, axis=1)
+        return np.mean(log_sum - true_logit)"""),
+    ("conv1d_solution", """        for k in range(width):
+            output += padded[:, k:k + length] * self.W[0, k]
+        return output + self.b""",
+     """        windows = np.lib.stride_tricks.sliding_window_view(padded, width, axis=1)
+        return windows @ self.W[0] + self.b[0, 0]"""),
+]
