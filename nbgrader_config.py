@@ -35,3 +35,11 @@ c.Autograde.autograde_preprocessors = [
 
 # Notebooks run in fast mode under the grader; a cell that needs longer is stuck.
 c.Execute.timeout = 120
+
+# Worked solutions are committed without outputs (running them would train in full mode) and
+# without hidden tests (they name the grader's checks, which TAs and students do not need).
+from nbgrader.preprocessors import (ClearHiddenTests, ClearMarkScheme, ClearOutput,  # noqa: E402
+                                    IncludeHeaderFooter, LockCells)
+
+c.GenerateSolution.preprocessors = [IncludeHeaderFooter, LockCells, ClearOutput, ClearMarkScheme,
+                                    ClearHiddenTests]

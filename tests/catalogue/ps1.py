@@ -37,7 +37,8 @@ MUTANTS = [
     mutant("input gradient uses W instead of its transpose", "linear_solution",
            "input_gradient = output_gradient @ self.W.T",
            "input_gradient = output_gradient @ self.W",
-           {"linear_backward"}),
+           # raises for non-square layers, before the update: the step is lost as well
+           {"linear_backward", "linear_update"}),
     mutant("input gradient averaged over the batch", "linear_solution",
            "input_gradient = output_gradient @ self.W.T",
            "input_gradient = output_gradient @ self.W.T / len(input_array)",
@@ -96,7 +97,8 @@ MUTANTS = [
     mutant("sigmoid branches swapped", "sigmoid_solution",
            "np.where(input_array >= 0, 1.0 / (1.0 + z), z / (1.0 + z))",
            "np.where(input_array >= 0, z / (1.0 + z), 1.0 / (1.0 + z))",
-           {"sigmoid_forward", "sigmoid_backward"}),
+           # s(1 - s) is the same for s and 1 - s, so backward stays right
+           {"sigmoid_forward"}),
     mutant("sigmoid derivative taken at the input", "sigmoid_solution",
            "return output_gradient * s * (1.0 - s)",
            "return output_gradient * s * (1.0 - input_array)",

@@ -1,0 +1,53 @@
+import ast
+import os
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import numpy as np
+import pytest
+
+from nncourse import samples
+from nncourse.course import ROOT
+
+
+def source_notebook(problem_set):
+    return nbformat.read(os.path.join(ROOT, "source", problem_set, problem_set + ".ipynb"), 4)
+
+
+def _defines_only(code):
+    """True for a cell that only imports and defines classes and functions."""
+    allowed = (ast.Import, ast.ImportFrom, ast.ClassDef, ast.FunctionDef)
+    return all(isinstance(node, allowed) for node in ast.parse(code).body)
+
+
+def reference_namespace(problem_set, edits=()):
+    """The classes of the source notebook's solution (with ``edits`` applied), defined in a
+    fresh namespace, as a student's kernel would have them after running the notebook."""
+    source = source_notebook(problem_set)
+    filled = samples.filled_notebook(source, source, edits)
+    namespace = {"np": np, "__name__": "student"}
+    for cell in filled.cells:
+        if cell.cell_type == "code" and not cell.metadata.get("nbgrader", {}).get("grade"):
+            if _defines_only(cell.source):
+                exec(compile(cell.source, "<%s>" % problem_set, "exec"), namespace)
+    return namespace
+
+
+@pytest.fixture
+def course(tmp_path):
+    """A scratch copy of the course folder (source, release, config), for nbgrader runs."""
+    root = tmp_path / "course"
+    root.mkdir()
+    for name in ("source", "release", "solutions"):
+        shutil.copytree(os.path.join(ROOT, name), root / name)
+    shutil.copy(os.path.join(ROOT, "nbgrader_config.py"), root)
+    shutil.copytree(os.path.join(ROOT, "tests", "catalogue"), root / "tests" / "catalogue")
+    return root
+
+
+def run(command, cwd, **kwargs):
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    env.pop("NBGRADER_EXECUTION", None)
+    return subprocess.run(command, cwd=cwd, env=env, text=True, capture_output=True, **kwargs)

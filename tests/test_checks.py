@@ -1,0 +1,100 @@
+"""The hidden checks against the reference solution, the mutants and equivalent solutions."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nncourse import checks
+from nncourse.checks import wire
+from tests.catalogue import ps1 as catalogue
+from tests.conftest import reference_namespace
+
+PS1 = sorted(checks.all_checks("ps1"))
+
+
+def failing(namespace):
+    return {name: message for name in PS1
+            if (message := checks.evaluate(name, namespace)) is not None}
+
+
+def test_reference_solution_passes_every_check():
+    assert failing(reference_namespace("ps1")) == {}
+
+
+@pytest.mark.parametrize("mutant", catalogue.MUTANTS, ids=lambda m: m.name)
+def test_mutant_fails_exactly_the_checks_it_breaks(mutant):
+    failures = failing(reference_namespace("ps1", mutant.edits))
+    assert set(failures) == set(mutant.breaks), failures
+    for message in failures.values():
+        assert message and "\n" not in message.strip()
+
+
+@pytest.mark.parametrize("edit", catalogue.EQUIVALENT, ids=lambda e: e[0] + ": " + e[2][:40])
+def test_equivalent_solution_passes(edit):
+    assert failing(reference_namespace("ps1", [edit])) == {}
+
+
+def test_every_check_has_three_mutants():
+    counts = {name: 0 for name in PS1}
+    for mutant in catalogue.MUTANTS:
+        for name in mutant.breaks:
+            counts[name] += 1
+    assert min(counts.values()) >= 3, counts
+
+
+def test_blank_stubs_fail_every_check_with_a_message():
+    namespace = reference_namespace("ps1")
+    for name, value in list(namespace.items()):
+        if isinstance(value, type) and name != "Module":
+            for method in ("forward", "backward"):
+                if method in vars(value):
+                    setattr(value, method, lambda self, *a, **k: (_ for _ in ()).throw(
+                        NotImplementedError()))
+    failures = failing(namespace)
+    assert set(failures) == set(PS1)
+    assert all("NotImplementedError" in message for message in failures.values()), failures
+
+
+def test_missing_class_is_named_in_the_message():
+    namespace = reference_namespace("ps1")
+    del namespace["Conv1d"]
+    assert "Conv1d is not defined" in checks.evaluate("ps1.conv1d_forward", namespace)
+
+
+def test_messages_say_what_is_wrong_without_the_answer():
+    edits = [("linear_solution", "return input_array @ self.W + self.b",
+              "return (input_array @ self.W + self.b).T")]
+    message = checks.evaluate("ps1.linear_forward", reference_namespace("ps1", edits))
+    assert message == "Linear(3, 5).forward on a batch of 4 has shape (5, 4), expected (4, 5)"
+
+
+def test_overflow_warning_is_reported_as_such():
+    unstable = [m for m in catalogue.MUTANTS if m.name == "sigmoid by the overflowing formula"][0]
+    message = checks.evaluate("ps1.sigmoid_forward", reference_namespace("ps1", unstable.edits))
+    assert "RuntimeWarning" in message and "overflow" in message
+
+
+def test_wire_round_trip_keeps_arrays_exact():
+    value = {"a": np.arange(6.0).reshape(2, 3), "b": [1, 2.5, None, "x"], "c": np.float32(1.5),
+             "d": float("nan")}
+    decoded = wire.decode(json.loads(json.dumps(wire.encode_outputs(value))))
+    assert np.array_equal(decoded["a"], value["a"]) and decoded["a"].shape == (2, 3)
+    assert decoded["b"] == [1, 2.5, None, "x"] and decoded["c"] == np.float32(1.5)
+    assert np.isnan(decoded["d"])
+
+
+@pytest.mark.parametrize("data", [
+    {wire.ARRAY_KEY: {"dtype": "|O", "shape": [1], "data": ""}},
+    {wire.ARRAY_KEY: {"dtype": "<f8", "shape": [10 ** 9], "data": ""}},
+    {wire.ARRAY_KEY: {"dtype": "<f8", "shape": [2], "data": "AAAA"}},
+])
+def test_decode_refuses_what_is_not_plain_numbers(data):
+    with pytest.raises((wire.DecodeError, ValueError)):
+        wire.decode(data)
+
+
+def test_verdict_of_garbage_is_a_failure_not_a_crash():
+    check = checks.get("ps1.relu_forward")
+    assert checks.verdict(check, check.encoded_inputs(), {"junk": 1}) is not None
+    assert checks.verdict(check, check.encoded_inputs(), "text") is not None

@@ -1,0 +1,202 @@
+"""Grading through the real `nbgrader autograde`, as `nncourse grade` runs it."""
+
+import json
+import os
+
+import nbformat
+import pytest
+
+from nncourse import samples
+from nncourse.datasets import write_mnist_sample
+from nncourse.report import grade_table
+from tests.catalogue import ps1 as catalogue
+from tests.conftest import run, source_notebook
+
+HOSTILE = [("linear_solution", "return input_array @ self.W + self.b", """return input_array @ self.W
+        # hostile: make every comparison pass and forge the checks' reports
+    np.allclose = lambda *args, **kwargs: True
+    from IPython import get_ipython
+    from IPython.display import publish_display_data
+    get_ipython().events.register("post_run_cell", lambda *args: publish_display_data(
+        {"application/vnd.nncourse.check+json": {"check": "ps1.linear_forward", "nonce": "?",
+                                                 "outputs": {}}}))""")]
+
+MUTANTS = {m.name: m for m in catalogue.MUTANTS}
+STUDENTS = {
+    "full": [],
+    "blank": None,
+    "equivalent": list(catalogue.EQUIVALENT),
+    "mutant-bias": MUTANTS["bias gradient averaged instead of summed"].edits,
+    "mutant-relu": MUTANTS["ReLU backward masked on the gradient's sign"].edits,
+    "mutant-sigmoid": MUTANTS["sigmoid by the overflowing formula"].edits,
+    "mutant-simplenn": MUTANTS["backward through the layers first to last"].edits,
+    "hostile": HOSTILE,
+}
+
+
+def submit(course, student, edits):
+    release = nbformat.read(course / "release" / "ps1" / "ps1.ipynb", 4)
+    folder = course / "submitted" / student / "ps1"
+    folder.mkdir(parents=True)
+    notebook = release if edits is None else samples.filled_notebook(
+        release, source_notebook("ps1"), edits)
+    samples.write(notebook, str(folder / "ps1.ipynb"))
+
+
+def cell_scores(course, student):
+    notebook = nbformat.read(course / "autograded" / student / "ps1" / "ps1.ipynb", 4)
+    scores = {}
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") and cell.cell_type == "code":
+            failed = any(o.output_type == "error" or getattr(o, "name", "") == "stderr"
+                         for o in cell.outputs)
+            scores[meta["grade_id"]] = 0.0 if failed else float(meta["points"])
+    return scores, notebook
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    from tests.conftest import course as make_course
+    course = make_course.__wrapped__(tmp_path_factory.mktemp("grading"))
+    for student, edits in STUDENTS.items():
+        submit(course, student, edits)
+    result = run(["nncourse", "--course", str(course), "grade", "ps1"], cwd=course)
+    return course, result
+
+
+def expected_points(course):
+    source = source_notebook("ps1")
+    points, by_check = {}, {}
+    for cell in source.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") and cell.cell_type == "code":
+            points[meta["grade_id"]] = float(meta["points"])
+            name = cell.source.split('run_check("')[1].split('")')[0]
+            by_check[name] = meta["grade_id"]
+    return points, by_check
+
+
+def test_grading_finishes_and_prints_the_table(graded):
+    course, result = graded
+    assert result.returncode == 0, result.stderr
+    for student in STUDENTS:
+        assert student in result.stdout
+    assert (course / "reports" / "ps1-grades.csv").exists()
+
+
+def test_reference_solution_scores_full_marks(graded):
+    course, _ = graded
+    points, _ = expected_points(course)
+    scores, _ = cell_scores(course, "full")
+    assert scores == points
+
+
+def test_equivalent_solution_scores_full_marks(graded):
+    course, _ = graded
+    points, _ = expected_points(course)
+    assert cell_scores(course, "equivalent")[0] == points
+
+
+def test_blank_release_scores_zero(graded):
+    course, _ = graded
+    rows = {row["student"]: row for row in grade_table("sqlite:///%s" % (course / "gradebook.db"), "ps1")}
+    assert rows["blank"]["score"] == 0
+    assert rows["blank"]["needs_manual_grading"] == 0  # unchanged answers score 0 at once
+    assert rows["full"]["needs_manual_grading"] == 5
+
+
+@pytest.mark.parametrize("student", [s for s in STUDENTS if s.startswith("mutant-")])
+def test_one_mutant_loses_exactly_its_behaviours_points(graded, student):
+    course, _ = graded
+    points, by_check = expected_points(course)
+    mutant = next(m for m in catalogue.MUTANTS if m.edits == STUDENTS[student])
+    lost = {by_check[name] for name in mutant.breaks}
+    expected = {cell: (0.0 if cell in lost else value) for cell, value in points.items()}
+    assert cell_scores(course, student)[0] == expected
+
+
+def test_gradebook_agrees_with_the_notebook(graded):
+    course, _ = graded
+    rows = {row["student"]: row for row in grade_table("sqlite:///%s" % (course / "gradebook.db"), "ps1")}
+    for student in ("full", "mutant-bias", "blank"):
+        assert rows[student]["score"] == pytest.approx(sum(cell_scores(course, student)[0].values()))
+
+
+def test_hostile_code_earns_nothing(graded):
+    course, _ = graded
+    scores, _ = cell_scores(course, "hostile")
+    assert set(scores.values()) == {0.0}
+
+
+def test_passing_test_cells_write_nothing_to_stderr_and_hide_the_probe(graded):
+    course, _ = graded
+    _, notebook = cell_scores(course, "full")
+    for cell in notebook.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade") and cell.cell_type == "code":
+            assert not any(getattr(o, "name", "") == "stderr" for o in cell.outputs)
+            assert "exec(" not in cell.source  # the probe is not left in the graded notebook
+            assert not any("application/vnd.nncourse.check+json" in o.get("data", {})
+                           for o in cell.outputs)
+
+
+def test_failure_message_reaches_the_student(graded):
+    course, _ = graded
+    _, notebook = cell_scores(course, "mutant-bias")
+    cell = next(c for c in notebook.cells
+                if c.metadata.get("nbgrader", {}).get("grade_id") == "test_linear_update")
+    errors = [o for o in cell.outputs if o.output_type == "error"]
+    assert errors and errors[0].evalue.startswith("b after one backward step differs")
+
+
+def test_validate_accepts_only_a_filled_notebook(course, tmp_path):
+    env_data = write_mnist_sample(str(tmp_path / "data"))
+    blank = course / "release" / "ps1" / "ps1.ipynb"
+    filled = tmp_path / "filled.ipynb"
+    samples.write(samples.filled_notebook(nbformat.read(blank, 4), source_notebook("ps1")),
+                  str(filled))
+    import os as _os
+    _os.environ["NNCOURSE_DATA"] = env_data
+    try:
+        failed = run(["nbgrader", "validate", str(blank)], cwd=course)
+        passed = run(["nbgrader", "validate", str(filled)], cwd=course)
+    finally:
+        del _os.environ["NNCOURSE_DATA"]
+    assert "VALIDATION FAILED" in failed.stdout + failed.stderr
+    assert "Success!" in passed.stdout, passed.stdout + passed.stderr
+
+
+def _grade(course, *args):
+    return run(["nncourse", "--course", str(course), "grade", "ps1", *args], cwd=course)
+
+
+def _one_line_error(result):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return errors[0]
+
+
+def test_unknown_student_is_a_one_line_error(course):
+    submit(course, "amy", [])
+    result = _grade(course, "--student", "zed")
+    assert result.returncode == 2
+    assert "zed" in _one_line_error(result)
+
+
+def test_missing_and_corrupt_notebooks_are_one_line_errors(course):
+    (course / "submitted" / "nobook" / "ps1").mkdir(parents=True)
+    corrupt = course / "submitted" / "corrupt" / "ps1"
+    corrupt.mkdir(parents=True)
+    (corrupt / "ps1.ipynb").write_text('{"cells": [')
+    for student, words in [("nobook", "missing notebook"), ("corrupt", "not a readable notebook")]:
+        result = _grade(course, "--student", student)
+        assert result.returncode == 1
+        line = _one_line_error(result)
+        assert student in line and words in line
+
+
+def test_unknown_problem_set_is_a_one_line_error(course):
+    result = run(["nncourse", "--course", str(course), "grade", "ps9"], cwd=course)
+    assert result.returncode == 2 and "ps9" in _one_line_error(result)
