@@ -30,6 +30,8 @@ STUDENTS = {
     "mutant-relu": MUTANTS["ReLU backward masked on the gradient's sign"].edits,
     "mutant-sigmoid": MUTANTS["sigmoid by the overflowing formula"].edits,
     "mutant-simplenn": MUTANTS["backward through the layers first to last"].edits,
+    # passes the visible tests (logits of zero), so only the hidden check can catch it
+    "mutant-ce": MUTANTS["cross-entropy gradient without the max shift"].edits,
     "hostile": HOSTILE,
 }
 
@@ -142,11 +144,12 @@ def test_passing_test_cells_write_nothing_to_stderr_and_hide_the_probe(graded):
 
 def test_failure_message_reaches_the_student(graded):
     course, _ = graded
-    _, notebook = cell_scores(course, "mutant-bias")
+    _, notebook = cell_scores(course, "mutant-ce")
     cell = next(c for c in notebook.cells
-                if c.metadata.get("nbgrader", {}).get("grade_id") == "test_linear_update")
+                if c.metadata.get("nbgrader", {}).get("grade_id") == "test_cross_entropy_backward")
     errors = [o for o in cell.outputs if o.output_type == "error"]
-    assert errors and errors[0].evalue.startswith("b after one backward step differs")
+    assert [e.ename for e in errors] == ["HiddenCheckFailed"]
+    assert errors[0].evalue.startswith("CrossEntropyLoss.backward raised RuntimeWarning: overflow")
 
 
 def test_validate_accepts_only_a_filled_notebook(course, tmp_path):

@@ -46,7 +46,7 @@ def test_solutions_carry_model_answers_and_no_hidden_tests():
     text = "\n".join(source for _, source, _ in
                      cells(os.path.join(ROOT, "solutions", "ps1", "ps1.ipynb")))
     assert text.count("**Model answer.**") == 5 and text.count("**Rubric") == 5
-    assert "run_check" not in text and "BEGIN SOLUTION" not in text
+    assert "run_check" not in text and "HIDDEN TESTS" not in text
 
 
 def test_every_test_cell_has_points_and_a_hidden_check():
