@@ -19,7 +19,7 @@ c.CourseDirectory.db_url = "sqlite:///" + os.path.join(os.path.dirname(os.path.a
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
-# Hidden checks are judged outside the student's kernel (docs/grading.md): the probes are put
+# Hidden checks are judged outside the student's kernel (docs/checks.md): the probes are put
 # in just before execution and judged just after, by nbgrader's own autograde.
 c.Autograde.autograde_preprocessors = [
     ExpandChecks,

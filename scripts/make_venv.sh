@@ -14,8 +14,11 @@ if [ ! -x "$cache/bin/python" ] || [ ! -f "$cache/.complete" ]; then
   echo "building the Python environment in $cache (first time only, a few minutes)"
   rm -rf "$cache"
   "$python" -m venv "$cache"
-  "$cache/bin/python" -m pip install --quiet --upgrade pip
-  "$cache/bin/python" -m pip install --quiet -r requirements.lock
+  # (pip warns about every local index folder it skips on some machines: not useful here)
+  "$cache/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+  "$cache/bin/python" -m pip install --quiet -r requirements.lock 2>&1 | grep -v "^WARNING: Location" || true
+  "$cache/bin/python" -c "import nbgrader, torch, torchvision, mlxtend" \
+    || { echo "error: installing requirements.lock failed" >&2; exit 1; }
   touch "$cache/.complete"
 fi
 if [ -e .venv ] && [ ! -L .venv ]; then
@@ -28,5 +31,6 @@ ln -sfn "$cache" .venv
 here=$(pwd -P)
 where=$(cd / && "$here/.venv/bin/python" -c 'import nncourse, os; print(os.path.dirname(os.path.dirname(os.path.realpath(nncourse.__file__))))' 2>/dev/null || true)
 if [ "$where" != "$here" ]; then
-  .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+  .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 \
+    | grep -vE "^WARNING: Location|!!|^ *$|wheel_obj|SetuptoolsDeprecationWarning|\*\*\*|^ {2,}" || true
 fi
