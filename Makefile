@@ -16,7 +16,7 @@ test: venv
 
 # Regenerates release/ and solutions/ from source/ (commit the result).
 release: venv
-	$(VENV)/bin/nncourse release ps1
+	for ps in $$(ls source); do $(VENV)/bin/nncourse release $$ps || exit 1; done
 
 figures: venv
 	$(VENV)/bin/nncourse figures

@@ -8,6 +8,7 @@ in a fixed shuffled order, since the sample is sorted by label), and torchvision
 reader then loads them exactly as it loads the full download.
 """
 
+import functools
 import gzip
 import os
 from importlib import resources
@@ -33,13 +34,10 @@ def _write_idx(path, array):
         out.write(header + np.ascontiguousarray(array, np.uint8).tobytes())
 
 
-def write_mnist_sample(root):
-    """Writes the offline MNIST sample under ``root`` (idempotent); returns ``root``."""
-    raw = os.path.join(root, "MNIST", "raw")
-    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
-    if all(os.path.isfile(os.path.join(raw, name)) for name in names):
-        return root
+@functools.lru_cache(maxsize=1)
+def mnist_split():
+    """The sample split as written to disk: (train images, train labels, test images, test
+    labels), uint8 arrays of 28 x 28 images; 400 and 100 of each digit, in a fixed order."""
     images, labels = _mnist_sample()
     rng = np.random.default_rng(0)
     train, test = [], []
@@ -48,8 +46,17 @@ def write_mnist_sample(root):
         train.append(indices[:TRAIN_PER_DIGIT])
         test.append(indices[TRAIN_PER_DIGIT:])
     train, test = rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+    return images[train], labels[train], images[test], labels[test]
+
+
+def write_mnist_sample(root):
+    """Writes the offline MNIST sample under ``root`` (idempotent); returns ``root``."""
+    raw = os.path.join(root, "MNIST", "raw")
+    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    if all(os.path.isfile(os.path.join(raw, name)) for name in names):
+        return root
     os.makedirs(raw, exist_ok=True)
-    parts = [images[train], labels[train], images[test], labels[test]]
-    for name, part in zip(names, parts):
+    for name, part in zip(names, mnist_split()):
         _write_idx(os.path.join(raw, name), part)
     return root

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import nbformat
-import numpy as np
 import pytest
 
 from nncourse import samples
@@ -27,11 +26,14 @@ def reference_namespace(problem_set, edits=()):
     fresh namespace, as a student's kernel would have them after running the notebook."""
     source = source_notebook(problem_set)
     filled = samples.filled_notebook(source, source, edits)
-    namespace = {"np": np, "__name__": "student"}
-    for cell in filled.cells:
-        if cell.cell_type == "code" and not cell.metadata.get("nbgrader", {}).get("grade"):
-            if _defines_only(cell.source):
-                exec(compile(cell.source, "<%s>" % problem_set, "exec"), namespace)
+    namespace = {"__name__": "student"}
+    code_cells = [cell for cell in filled.cells if cell.cell_type == "code"]
+    # the first code cell is the notebook's setup (imports, FAST, DATA_ROOT)
+    for index, cell in enumerate(code_cells):
+        if cell.metadata.get("nbgrader", {}).get("grade"):
+            continue
+        if index == 0 or _defines_only(cell.source):
+            exec(compile(cell.source, "<%s>" % problem_set, "exec"), namespace)
     return namespace
 
 

@@ -7,37 +7,43 @@ import pytest
 
 from nncourse import checks
 from nncourse.checks import wire
-from tests.catalogue import ps1 as catalogue
+from tests.catalogue import ps1 as catalogue, ps2 as catalogue_ps2
 from tests.conftest import reference_namespace
 
+CATALOGUES = {"ps1": catalogue, "ps2": catalogue_ps2}
 PS1 = sorted(checks.all_checks("ps1"))
 
 
-def failing(namespace):
-    return {name: message for name in PS1
+def failing(namespace, problem_set="ps1"):
+    return {name: message for name in sorted(checks.all_checks(problem_set))
             if (message := checks.evaluate(name, namespace)) is not None}
 
 
-def test_reference_solution_passes_every_check():
-    assert failing(reference_namespace("ps1")) == {}
+@pytest.mark.parametrize("problem_set", CATALOGUES)
+def test_reference_solution_passes_every_check(problem_set):
+    assert failing(reference_namespace(problem_set), problem_set) == {}
 
 
-@pytest.mark.parametrize("mutant", catalogue.MUTANTS, ids=lambda m: m.name)
-def test_mutant_fails_exactly_the_checks_it_breaks(mutant):
-    failures = failing(reference_namespace("ps1", mutant.edits))
+@pytest.mark.parametrize("problem_set, mutant", [
+    (ps, m) for ps, c in CATALOGUES.items() for m in c.MUTANTS], ids=lambda v: getattr(v, "name", v))
+def test_mutant_fails_exactly_the_checks_it_breaks(problem_set, mutant):
+    failures = failing(reference_namespace(problem_set, mutant.edits), problem_set)
     assert set(failures) == set(mutant.breaks), failures
     for message in failures.values():
         assert message and "\n" not in message.strip()
 
 
-@pytest.mark.parametrize("edit", catalogue.EQUIVALENT, ids=lambda e: e[0] + ": " + e[2][:40])
-def test_equivalent_solution_passes(edit):
-    assert failing(reference_namespace("ps1", [edit])) == {}
+@pytest.mark.parametrize("problem_set, edit", [
+    (ps, e) for ps, c in CATALOGUES.items() for e in c.EQUIVALENT],
+    ids=lambda v: v if isinstance(v, str) else v[0] + ": " + v[2][:40])
+def test_equivalent_solution_passes(problem_set, edit):
+    assert failing(reference_namespace(problem_set, [edit]), problem_set) == {}
 
 
-def test_every_check_has_three_mutants():
-    counts = {name: 0 for name in PS1}
-    for mutant in catalogue.MUTANTS:
+@pytest.mark.parametrize("problem_set", CATALOGUES)
+def test_every_check_has_three_mutants(problem_set):
+    counts = {name: 0 for name in checks.all_checks(problem_set)}
+    for mutant in CATALOGUES[problem_set].MUTANTS:
         for name in mutant.breaks:
             counts[name] += 1
     assert min(counts.values()) >= 3, counts

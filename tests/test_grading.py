@@ -9,7 +9,7 @@ import pytest
 from nncourse import samples
 from nncourse.datasets import write_mnist_sample
 from nncourse.report import grade_table
-from tests.catalogue import ps1 as catalogue
+from tests.catalogue import ps1 as catalogue, ps2 as catalogue_ps2
 from tests.conftest import run, source_notebook
 
 HOSTILE = [("linear_solution", "return input_array @ self.W + self.b", """return input_array @ self.W
@@ -36,17 +36,18 @@ STUDENTS = {
 }
 
 
-def submit(course, student, edits):
-    release = nbformat.read(course / "release" / "ps1" / "ps1.ipynb", 4)
-    folder = course / "submitted" / student / "ps1"
+def submit(course, student, edits, problem_set="ps1"):
+    release = nbformat.read(course / "release" / problem_set / (problem_set + ".ipynb"), 4)
+    folder = course / "submitted" / student / problem_set
     folder.mkdir(parents=True)
     notebook = release if edits is None else samples.filled_notebook(
-        release, source_notebook("ps1"), edits)
-    samples.write(notebook, str(folder / "ps1.ipynb"))
+        release, source_notebook(problem_set), edits)
+    samples.write(notebook, str(folder / (problem_set + ".ipynb")))
 
 
-def cell_scores(course, student):
-    notebook = nbformat.read(course / "autograded" / student / "ps1" / "ps1.ipynb", 4)
+def cell_scores(course, student, problem_set="ps1"):
+    notebook = nbformat.read(
+        course / "autograded" / student / problem_set / (problem_set + ".ipynb"), 4)
     scores = {}
     for cell in notebook.cells:
         meta = cell.metadata.get("nbgrader", {})
@@ -67,8 +68,8 @@ def graded(tmp_path_factory):
     return course, result
 
 
-def expected_points(course):
-    source = source_notebook("ps1")
+def expected_points(course, problem_set="ps1"):
+    source = source_notebook(problem_set)
     points, by_check = {}, {}
     for cell in source.cells:
         meta = cell.metadata.get("nbgrader", {})
@@ -204,3 +205,44 @@ def test_missing_and_corrupt_notebooks_are_one_line_errors(course):
 def test_unknown_problem_set_is_a_one_line_error(course):
     result = run(["nncourse", "--course", str(course), "grade", "ps9"], cwd=course)
     assert result.returncode == 2 and "ps9" in _one_line_error(result)
+
+
+# ps2 through the same grader: a smaller class
+PS2_MUTANTS = {m.name: m for m in catalogue_ps2.MUTANTS}
+PS2_STUDENTS = {
+    "full": [],
+    "blank": None,
+    "equivalent": list(catalogue_ps2.EQUIVALENT),
+    "mutant-grad": PS2_MUTANTS["gradient not divided by the batch"].edits,
+    "mutant-step": PS2_MUTANTS["optimizer step forgets the bias"].edits,
+}
+
+
+@pytest.fixture(scope="module")
+def graded_ps2(tmp_path_factory):
+    from tests.conftest import course as make_course
+    course = make_course.__wrapped__(tmp_path_factory.mktemp("grading_ps2"))
+    for student, edits in PS2_STUDENTS.items():
+        submit(course, student, edits, "ps2")
+    result = run(["nncourse", "--course", str(course), "grade", "ps2"], cwd=course)
+    assert result.returncode == 0, result.stderr
+    return course
+
+
+@pytest.mark.parametrize("student", ["full", "equivalent"])
+def test_ps2_correct_solutions_score_full_marks(graded_ps2, student):
+    points, _ = expected_points(graded_ps2, "ps2")
+    assert cell_scores(graded_ps2, student, "ps2")[0] == points
+
+
+def test_ps2_blank_release_scores_zero(graded_ps2):
+    assert set(cell_scores(graded_ps2, "blank", "ps2")[0].values()) == {0.0}
+
+
+@pytest.mark.parametrize("student", ["mutant-grad", "mutant-step"])
+def test_ps2_mutant_loses_exactly_its_behaviours_points(graded_ps2, student):
+    points, by_check = expected_points(graded_ps2, "ps2")
+    mutant = next(m for m in catalogue_ps2.MUTANTS if m.edits == PS2_STUDENTS[student])
+    lost = {by_check[name] for name in mutant.breaks}
+    expected = {cell: (0.0 if cell in lost else value) for cell, value in points.items()}
+    assert cell_scores(graded_ps2, student, "ps2")[0] == expected

@@ -18,13 +18,14 @@ def mnist_root(tmp_path_factory):
     return write_mnist_sample(str(tmp_path_factory.mktemp("data")))
 
 
-def test_master_notebook_runs_top_to_bottom_in_fast_mode(mnist_root, monkeypatch):
+@pytest.mark.parametrize("problem_set", ["ps1", "ps2"])
+def test_master_notebook_runs_top_to_bottom_in_fast_mode(problem_set, mnist_root, monkeypatch):
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     monkeypatch.setenv("NNCOURSE_DATA", mnist_root)
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    notebook = source_notebook("ps1")
+    notebook = source_notebook(problem_set)
     NotebookClient(notebook, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": os.path.join(ROOT, "source", "ps1")}},
+                   resources={"metadata": {"path": os.path.join(ROOT, "source", problem_set)}},
                    allow_errors=True).execute()
     problems = []
     for cell in notebook.cells:
