@@ -19,7 +19,7 @@ import nbformat
 
 from nncourse import samples
 from nncourse.course import ROOT
-from nncourse.datasets import write_mnist_sample
+from nncourse.datasets import write_offline_datasets
 
 
 def make_course(folder, stock):
@@ -38,7 +38,7 @@ def make_course(folder, stock):
 
 def nbgrader(folder, *args):
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
-               NNCOURSE_DATA=write_mnist_sample(os.path.join(folder, "data")))
+               NNCOURSE_DATA=write_offline_datasets(os.path.join(folder, "data")))
     subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=folder, env=env, check=True,
                    capture_output=True)
 

@@ -10,7 +10,7 @@ import nbformat
 
 from . import report, samples
 from .course import Course, CourseError
-from .datasets import write_mnist_sample
+from .datasets import write_offline_datasets
 
 
 def cmd_release(course, args):
@@ -98,7 +98,7 @@ def cmd_figures(course, args):
 
 
 def cmd_data(course, args):
-    print("MNIST sample written to %s" % write_mnist_sample(args.root))
+    print("offline datasets written to %s" % write_offline_datasets(args.root))
     return 0
 
 
@@ -118,7 +118,7 @@ def main(argv=None):
     demo.set_defaults(run=cmd_demo)
     figures = commands.add_parser("figures", help="redraw the notebooks' figures")
     figures.set_defaults(run=cmd_figures)
-    data = commands.add_parser("data", help="write the offline MNIST sample")
+    data = commands.add_parser("data", help="write the offline datasets (MNIST sample, Fashion-MNIST stand-in)")
     data.add_argument("root")
     data.set_defaults(run=cmd_data)
     args = parser.parse_args(argv)

@@ -8,7 +8,7 @@ import tempfile
 
 import nbformat
 
-from .datasets import write_mnist_sample
+from .datasets import write_offline_datasets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -104,7 +104,7 @@ class Course:
 
     def autograde(self, problem_set, students, force=False):
         """Grades each student with nbgrader autograde; returns {student: error or None}."""
-        env = dict(os.environ, NNCOURSE_DATA=write_mnist_sample(self.data_dir))
+        env = dict(os.environ, NNCOURSE_DATA=write_offline_datasets(self.data_dir))
         outcome = {}
         for student in students:
             args = ["autograde", problem_set, "--student", student]

@@ -128,9 +128,74 @@ def conv1d(path):
     plt.close(fig)
 
 
+def xor_hidden_space(path):
+    """XOR before and after the hidden layer max(0, W1 x + b) of the notebook's network."""
+    points = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], float)
+    labels = np.array([0, 1, 1, 0])
+    hidden = np.maximum(0, points @ np.array([[1, 1], [1, 1]]).T + np.array([0, -1]))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    for ax, data, title, names in [
+            (axes[0], points, "input space: no line separates the classes", "x"),
+            (axes[1], hidden, "hidden space $h = \\max(0, W^{[1]}x + b)$", "h")]:
+        for label, marker, color in [(0, "o", "#1f77b4"), (1, "s", "#d62728")]:
+            chosen = data[labels == label]
+            ax.scatter(chosen[:, 0], chosen[:, 1], s=120, marker=marker, color=color,
+                       label="y = %d" % label, zorder=3)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("$%s^{(1)}$" % names)
+        ax.set_ylabel("$%s^{(2)}$" % names)
+        ax.set_xlim(-0.4, 2.4)
+        ax.set_ylim(-0.4, 1.4)
+        ax.grid(alpha=0.3)
+    for point, text in zip(points, ["$x_1$", "$x_2$", "$x_3$", "$x_4$"]):
+        axes[0].annotate(text, point, xytext=(8, 6), textcoords="offset points")
+    for point, text in [(hidden[0], "$x_1$"), (hidden[1], "$x_2, x_3$"), (hidden[3], "$x_4$")]:
+        axes[1].annotate(text, point, xytext=(8, 6), textcoords="offset points")
+    h1 = np.linspace(-0.4, 2.4, 10)
+    axes[1].plot(h1, (h1 - 0.5) / 2, "--", color="#555555",
+                 label="$h^{(1)} - 2h^{(2)} = 0.5$")
+    axes[0].legend(loc="upper right", fontsize=8)
+    axes[1].legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+BACKPROP_WEIGHTS = {("1", "3"): 0.5, ("2", "3"): -0.5, ("1", "4"): 1.0, ("2", "4"): 0.5,
+                    ("1", "5"): -1.0, ("2", "5"): 1.0, ("3", "6"): 1.0, ("4", "6"): -0.5,
+                    ("5", "6"): 2.0}
+
+
+def backprop_network(path):
+    """The network of the backpropagation exercise, with its inputs and weights."""
+    fig, ax = _canvas(7.5, 4.2)
+    places = {"1": (0, 2.6), "2": (0, 0.6), "3": (3, 3.0), "4": (3, 1.6), "5": (3, 0.2),
+              "6": (6, 1.6)}
+    labels = {"1": "1", "2": "2", "3": "3", "4": "4", "5": "5", "6": "6"}
+    for name, xy in places.items():
+        color = "#dbe9f6" if name in "12" else "#fde2c8" if name in "345" else "#d9f0d3"
+        _node(ax, xy, labels[name], color=color, radius=0.32)
+    for (start, end), weight in BACKPROP_WEIGHTS.items():
+        a, b = np.array(places[start]), np.array(places[end])
+        _edge(ax, a, b, radius=0.32)
+        middle = a + (b - a) * (0.3 if end != "6" else 0.5)
+        ax.text(*middle, "$w_{%s%s} = %g$" % (end, start, weight), fontsize=9,
+                ha="center", va="bottom", color="#333333",
+                bbox=dict(facecolor="white", edgecolor="none", pad=0.5))
+    ax.text(-0.55, 2.6, "$x_1 = 2$", ha="right", va="center", fontsize=11)
+    ax.text(-0.55, 0.6, "$x_2 = 1$", ha="right", va="center", fontsize=11)
+    ax.text(6.45, 1.6, "$\\hat{y}$ (identity)", ha="left", va="center", fontsize=11)
+    ax.text(3, -0.55, "hidden units: ReLU", ha="center", fontsize=10)
+    ax.set_xlim(-1.6, 7.6)
+    ax.set_ylim(-0.8, 3.5)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
 FIGURES = {
     "ps1": {"linear_layer.png": linear_layer, "activations.png": activations,
             "network.png": network, "conv1d.png": conv1d},
+    "ps3": {"xor_hidden_space.png": xor_hidden_space, "backprop_network.png": backprop_network},
 }
 
 

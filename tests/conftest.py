@@ -16,9 +16,11 @@ def source_notebook(problem_set):
 
 
 def _defines_only(code):
-    """True for a cell that only imports and defines classes and functions."""
+    """True for a cell that only imports, defines classes and functions, or sets constants."""
     allowed = (ast.Import, ast.ImportFrom, ast.ClassDef, ast.FunctionDef)
-    return all(isinstance(node, allowed) for node in ast.parse(code).body)
+    return all(isinstance(node, allowed) or (isinstance(node, ast.Assign)
+                                             and isinstance(node.value, ast.Constant))
+               for node in ast.parse(code).body)
 
 
 def reference_namespace(problem_set, edits=()):

@@ -7,9 +7,9 @@ import nbformat
 import pytest
 
 from nncourse import samples
-from nncourse.datasets import write_mnist_sample
+from nncourse.datasets import write_offline_datasets
 from nncourse.report import grade_table
-from tests.catalogue import ps1 as catalogue, ps2 as catalogue_ps2
+from tests.catalogue import ps1 as catalogue, ps2 as catalogue_ps2, ps3 as catalogue_ps3
 from tests.conftest import run, source_notebook
 
 HOSTILE = [("linear_solution", "return input_array @ self.W + self.b", """return input_array @ self.W
@@ -155,7 +155,7 @@ def test_failure_message_reaches_the_student(graded):
 
 
 def test_validate_accepts_only_a_filled_notebook(course, tmp_path):
-    env_data = write_mnist_sample(str(tmp_path / "data"))
+    env_data = write_offline_datasets(str(tmp_path / "data"))
     blank = course / "release" / "ps1" / "ps1.ipynb"
     filled = tmp_path / "filled.ipynb"
     samples.write(samples.filled_notebook(nbformat.read(blank, 4), source_notebook("ps1")),
@@ -207,42 +207,55 @@ def test_unknown_problem_set_is_a_one_line_error(course):
     assert result.returncode == 2 and "ps9" in _one_line_error(result)
 
 
-# ps2 through the same grader: a smaller class
-PS2_MUTANTS = {m.name: m for m in catalogue_ps2.MUTANTS}
-PS2_STUDENTS = {
-    "full": [],
-    "blank": None,
-    "equivalent": list(catalogue_ps2.EQUIVALENT),
-    "mutant-grad": PS2_MUTANTS["gradient not divided by the batch"].edits,
-    "mutant-step": PS2_MUTANTS["optimizer step forgets the bias"].edits,
+# ps2 and ps3 through the same grader: a smaller class each
+SMALL_CLASSES = {
+    "ps2": {"mutants": ["gradient not divided by the batch", "optimizer step forgets the bias"],
+            "catalogue": catalogue_ps2},
+    "ps3": {"mutants": ["a new optimiser every epoch", "b_ answered True"],
+            "catalogue": catalogue_ps3},
 }
 
 
-@pytest.fixture(scope="module")
-def graded_ps2(tmp_path_factory):
+def small_class(problem_set):
+    catalogue_ = SMALL_CLASSES[problem_set]["catalogue"]
+    mutants = {m.name: m for m in catalogue_.MUTANTS}
+    students = {"full": [], "blank": None, "equivalent": list(catalogue_.EQUIVALENT)}
+    for number, name in enumerate(SMALL_CLASSES[problem_set]["mutants"], 1):
+        students["mutant-%d" % number] = mutants[name].edits
+    return students
+
+
+@pytest.fixture(scope="module", params=sorted(SMALL_CLASSES))
+def graded_small(request, tmp_path_factory):
     from tests.conftest import course as make_course
-    course = make_course.__wrapped__(tmp_path_factory.mktemp("grading_ps2"))
-    for student, edits in PS2_STUDENTS.items():
-        submit(course, student, edits, "ps2")
-    result = run(["nncourse", "--course", str(course), "grade", "ps2"], cwd=course)
+    problem_set = request.param
+    course = make_course.__wrapped__(tmp_path_factory.mktemp("grading_" + problem_set))
+    for student, edits in small_class(problem_set).items():
+        submit(course, student, edits, problem_set)
+    result = run(["nncourse", "--course", str(course), "grade", problem_set], cwd=course)
     assert result.returncode == 0, result.stderr
-    return course
+    return course, problem_set
 
 
-@pytest.mark.parametrize("student", ["full", "equivalent"])
-def test_ps2_correct_solutions_score_full_marks(graded_ps2, student):
-    points, _ = expected_points(graded_ps2, "ps2")
-    assert cell_scores(graded_ps2, student, "ps2")[0] == points
+def test_small_class_correct_solutions_score_full_marks(graded_small):
+    course, problem_set = graded_small
+    points, _ = expected_points(course, problem_set)
+    for student in ("full", "equivalent"):
+        assert cell_scores(course, student, problem_set)[0] == points, student
 
 
-def test_ps2_blank_release_scores_zero(graded_ps2):
-    assert set(cell_scores(graded_ps2, "blank", "ps2")[0].values()) == {0.0}
+def test_small_class_blank_release_scores_zero(graded_small):
+    course, problem_set = graded_small
+    assert set(cell_scores(course, "blank", problem_set)[0].values()) == {0.0}
 
 
-@pytest.mark.parametrize("student", ["mutant-grad", "mutant-step"])
-def test_ps2_mutant_loses_exactly_its_behaviours_points(graded_ps2, student):
-    points, by_check = expected_points(graded_ps2, "ps2")
-    mutant = next(m for m in catalogue_ps2.MUTANTS if m.edits == PS2_STUDENTS[student])
-    lost = {by_check[name] for name in mutant.breaks}
-    expected = {cell: (0.0 if cell in lost else value) for cell, value in points.items()}
-    assert cell_scores(graded_ps2, student, "ps2")[0] == expected
+def test_small_class_mutants_lose_exactly_their_behaviours_points(graded_small):
+    course, problem_set = graded_small
+    points, by_check = expected_points(course, problem_set)
+    catalogue_ = SMALL_CLASSES[problem_set]["catalogue"]
+    for name in SMALL_CLASSES[problem_set]["mutants"]:
+        mutant = next(m for m in catalogue_.MUTANTS if m.name == name)
+        student = next(s for s, e in small_class(problem_set).items() if e == mutant.edits)
+        lost = {by_check[check] for check in mutant.breaks}
+        expected = {cell: (0.0 if cell in lost else value) for cell, value in points.items()}
+        assert cell_scores(course, student, problem_set)[0] == expected, name

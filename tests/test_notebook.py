@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
-from nncourse.datasets import write_mnist_sample
+from nncourse.datasets import write_offline_datasets
 from nncourse.course import ROOT
 from tests.conftest import reference_namespace, source_notebook
 
 
 @pytest.fixture(scope="module")
 def mnist_root(tmp_path_factory):
-    return write_mnist_sample(str(tmp_path_factory.mktemp("data")))
+    return write_offline_datasets(str(tmp_path_factory.mktemp("data")))
 
 
-@pytest.mark.parametrize("problem_set", ["ps1", "ps2"])
+@pytest.mark.parametrize("problem_set", ["ps1", "ps2", "ps3"])
 def test_master_notebook_runs_top_to_bottom_in_fast_mode(problem_set, mnist_root, monkeypatch):
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     monkeypatch.setenv("NNCOURSE_DATA", mnist_root)

@@ -15,7 +15,7 @@ def cells(path):
     return [(c.cell_type, c.source, c.metadata.get("nbgrader")) for c in notebook.cells]
 
 
-PROBLEM_SETS = ["ps1", "ps2"]
+PROBLEM_SETS = ["ps1", "ps2", "ps3"]
 
 
 @pytest.mark.parametrize("problem_set", PROBLEM_SETS)
