@@ -15,11 +15,23 @@ def source_notebook(problem_set):
     return nbformat.read(os.path.join(ROOT, "source", problem_set, problem_set + ".ipynb"), 4)
 
 
+def _is_constant(expression):
+    """A literal, or arrays built by NumPy/torch from literals (np.array, torch.ones...)."""
+    for node in ast.walk(expression):
+        if isinstance(node, ast.Call) and not (
+                isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in ("np", "torch")):
+            return False
+        if isinstance(node, ast.Name) and node.id not in ("np", "torch"):
+            return False
+    return True
+
+
 def _defines_only(code):
     """True for a cell that only imports, defines classes and functions, or sets constants."""
     allowed = (ast.Import, ast.ImportFrom, ast.ClassDef, ast.FunctionDef)
     return all(isinstance(node, allowed) or (isinstance(node, ast.Assign)
-                                             and isinstance(node.value, ast.Constant))
+                                             and _is_constant(node.value))
                for node in ast.parse(code).body)
 
 

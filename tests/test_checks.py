@@ -1,6 +1,10 @@
 """The hidden checks against the reference solution, the mutants and equivalent solutions."""
 
+import contextlib
+import io
 import json
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -8,7 +12,7 @@ import pytest
 from nncourse import checks
 from nncourse.checks import wire
 from tests.catalogue import ps1 as catalogue, ps2 as catalogue_ps2, ps3 as catalogue_ps3
-from tests.conftest import reference_namespace
+from tests.conftest import reference_namespace, source_notebook
 
 CATALOGUES = {"ps1": catalogue, "ps2": catalogue_ps2, "ps3": catalogue_ps3}
 PS1 = sorted(checks.all_checks("ps1"))
@@ -31,6 +35,43 @@ def test_mutant_fails_exactly_the_checks_it_breaks(problem_set, mutant):
     assert set(failures) == set(mutant.breaks), failures
     for message in failures.values():
         assert message and "\n" not in message.strip()
+
+
+def _test_cells(problem_set):
+    """(visible tests, check name) of each test cell of the source notebook, in order."""
+    cells = []
+    for cell in source_notebook(problem_set).cells:
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
+            visible, hidden = cell.source.split("### BEGIN HIDDEN TESTS")
+            cells.append((visible, re.search(r'run_check\("([\w.]+)"\)', hidden).group(1)))
+    return cells
+
+
+def _visible_failures(problem_set, edits):
+    """Checks whose cell's visible tests fail, run in order as in the notebook (a warning
+    fails a cell too, as it would reach stderr). Cells that need the notebook's data or
+    training runs cannot run here; they are left out (the grading tests run them)."""
+    namespace = reference_namespace(problem_set, edits)
+    failed = set()
+    for visible, name in _test_cells(problem_set):
+        with warnings.catch_warnings(record=True) as caught, \
+                contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("always")
+            try:
+                exec(compile(visible, "<visible tests>", "exec"), namespace)
+            except Exception:
+                failed.add(name)
+        if caught:
+            failed.add(name)
+    return failed
+
+
+@pytest.mark.parametrize("problem_set, mutant", [
+    (ps, m) for ps, c in CATALOGUES.items() for m in c.MUTANTS], ids=lambda v: getattr(v, "name", v))
+def test_mutant_fails_no_other_cells_visible_tests(problem_set, mutant):
+    not_runnable = _visible_failures(problem_set, [])
+    failed = _visible_failures(problem_set, mutant.edits) - not_runnable
+    assert failed <= set(mutant.breaks), failed - set(mutant.breaks)
 
 
 @pytest.mark.parametrize("problem_set, edit", [
