@@ -2,6 +2,7 @@
 kernel), and full mode reaches what the text promises, on the offline MNIST sample."""
 
 import os
+import re
 
 import nbformat
 import numpy as np
@@ -18,15 +19,24 @@ def mnist_root(tmp_path_factory):
     return write_offline_datasets(str(tmp_path_factory.mktemp("data")))
 
 
-@pytest.mark.parametrize("problem_set", ["ps1", "ps2", "ps3"])
-def test_master_notebook_runs_top_to_bottom_in_fast_mode(problem_set, mnist_root, monkeypatch):
-    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+def execute(problem_set, mnist_root, monkeypatch, fast):
+    """Runs the master notebook in a kernel (its hidden checks run there too)."""
+    if fast:
+        monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    else:
+        monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     monkeypatch.setenv("NNCOURSE_DATA", mnist_root)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = source_notebook(problem_set)
-    NotebookClient(notebook, timeout=120, kernel_name="python3",
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": os.path.join(ROOT, "source", problem_set)}},
                    allow_errors=True).execute()
+    return notebook
+
+
+@pytest.mark.parametrize("problem_set", ["ps1", "ps2", "ps3"])
+def test_master_notebook_runs_top_to_bottom_in_fast_mode(problem_set, mnist_root, monkeypatch):
+    notebook = execute(problem_set, mnist_root, monkeypatch, fast=True)
     problems = []
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
@@ -60,3 +70,12 @@ def test_full_mode_classifies_the_mnist_sample_as_promised(mnist_root):
     _, history = namespace["train_mnist"](lr=0.05, epochs=40)
     # the notebook promises about 92 % on the validation images
     assert history["accuracy"][-1] >= 0.90, history["accuracy"]
+
+
+def test_ps2_full_mode_reaches_the_promised_accuracy(mnist_root, monkeypatch):
+    # the notebook promises more than 90 % after 10 epochs; here on the offline sample
+    notebook = execute("ps2", mnist_root, monkeypatch, fast=False)
+    printed = "".join(output.get("text", "") for cell in notebook.cells
+                      for output in cell.get("outputs", []))
+    accuracies = [float(value) for value in re.findall(r"epoch 10: test accuracy ([\d.]+)%", printed)]
+    assert accuracies and accuracies[-1] > 90, printed[-500:]
