@@ -24,6 +24,12 @@ def raised(value, what):
         raise CheckFailed("%s raised %s" % (what, value.message))
 
 
+def constructed(outputs, what):
+    """Fails when the probe could not even construct the student's object."""
+    if "init" in outputs:
+        raised(outputs["init"], what)
+
+
 def as_array(value, what):
     raised(value, what)
     if isinstance(value, (int, float)) and not isinstance(value, bool):

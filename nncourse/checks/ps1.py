@@ -14,10 +14,6 @@ from . import judging as J
 from .wire import Raised, attempt, lookup  # noqa: F401 (names the probes use in the kernel)
 
 
-def _rng(seed):
-    return np.random.default_rng(seed)
-
-
 def _t(array):
     return torch.tensor(np.asarray(array, dtype=np.float64), requires_grad=True)
 
@@ -25,7 +21,7 @@ def _t(array):
 # --- Linear -----------------------------------------------------------------------------
 
 def linear_inputs():
-    rng = _rng(101)
+    rng = np.random.default_rng(101)
     cases = []
     # non-square shapes, a batch of one, an output of width one
     for batch, n_in, n_out in [(4, 3, 5), (1, 2, 3), (6, 4, 1)]:
@@ -75,16 +71,11 @@ def _linear_oracle(case, lam=0.0):
     return {"y": y.detach().numpy(), "dx": x.grad.numpy(), "dW": dW, "db": b.grad.numpy()}
 
 
-def _constructed(case, what):
-    if "init" in case:
-        J.raised(case["init"], what)
-
-
 @check("ps1.linear_forward", inputs=linear_inputs, probe=probe_linear)
 def linear_forward(inputs, outputs):
     for case, out in zip(inputs["cases"], outputs["cases"]):
         n_in, n_out = case["W"].shape
-        _constructed(out, "Linear(%d, %d)" % (n_in, n_out))
+        J.constructed(out, "Linear(%d, %d)" % (n_in, n_out))
         what = "Linear(%d, %d).forward on a batch of %d" % (n_in, n_out, len(case["x"]))
         J.close(out["forward"], _linear_oracle(case)["y"], what)
         J.close(out["forward_again"], case["x2"] @ case["W"] + case["b"],
@@ -95,7 +86,7 @@ def linear_forward(inputs, outputs):
 def linear_backward(inputs, outputs):
     for case, out in zip(inputs["cases"], outputs["cases"]):
         n_in, n_out = case["W"].shape
-        _constructed(out, "Linear(%d, %d)" % (n_in, n_out))
+        J.constructed(out, "Linear(%d, %d)" % (n_in, n_out))
         what = "the gradient dL/dX returned by Linear(%d, %d).backward" % (n_in, n_out)
         J.close(out["dx"], _linear_oracle(case)["dx"], what)
 
@@ -104,7 +95,7 @@ def linear_backward(inputs, outputs):
 def linear_update(inputs, outputs):
     for case, out in zip(inputs["cases"], outputs["cases"]):
         n_in, n_out = case["W"].shape
-        _constructed(out, "Linear(%d, %d)" % (n_in, n_out))
+        J.constructed(out, "Linear(%d, %d)" % (n_in, n_out))
         J.raised(out["dx"], "Linear(%d, %d).backward" % (n_in, n_out))
         grads = _linear_oracle(case)
         lr = case["lr"]
@@ -119,7 +110,7 @@ def linear_update(inputs, outputs):
 
 def linear_l2_inputs():
     data = linear_inputs()
-    rng = _rng(102)
+    rng = np.random.default_rng(102)
     for case in data["cases"]:
         case["lam"] = float(rng.uniform(0.05, 0.2))
     return data
@@ -145,7 +136,7 @@ def probe_linear_l2(ns, inputs):
 def linear_l2(inputs, outputs):
     for case, out in zip(inputs["cases"], outputs["cases"]):
         n_in, n_out = case["W"].shape
-        _constructed(out, "LinearL2(%d, %d, l2_lambda=%.3g)" % (n_in, n_out, case["lam"]))
+        J.constructed(out, "LinearL2(%d, %d, l2_lambda=%.3g)" % (n_in, n_out, case["lam"]))
         grads = _linear_oracle(case, lam=case["lam"])
         lr = case["lr"]
         J.close(out["dx"], grads["dx"], "the gradient dL/dX returned by LinearL2.backward")
@@ -156,7 +147,7 @@ def linear_l2(inputs, outputs):
 # --- activations ---------------------------------------------------------------------------
 
 def activation_inputs():
-    rng = _rng(103)
+    rng = np.random.default_rng(103)
     x = rng.normal(scale=3.0, size=(5, 7))
     x[0, :3] = 0.0  # exactly at ReLU's kink
     x[1, :] = [-800.0, -50.0, -1e-3, 1e-3, 50.0, 800.0, 30.0]  # large magnitudes
@@ -193,7 +184,7 @@ def _activation_oracle(function, x, g):
 
 
 def _judge_activation(inputs, outputs, name, function, part):
-    _constructed(outputs, name + "()")
+    J.constructed(outputs, name + "()")
     for x_key, g_key, suffix in [("x", "g", ""), ("x_row", "g_row", "_row")]:
         y, dx = _activation_oracle(function, inputs[x_key], inputs[g_key])
         shape = "x".join(str(n) for n in inputs[x_key].shape)
@@ -233,7 +224,7 @@ def sigmoid_backward(inputs, outputs):
 # --- losses --------------------------------------------------------------------------------
 
 def mse_inputs():
-    rng = _rng(104)
+    rng = np.random.default_rng(104)
     return {"cases": [
         {"pred": rng.normal(size=(m, 1)), "y": rng.normal(size=(m, 1))} for m in (7, 1, 30)
     ]}
@@ -265,7 +256,7 @@ def _loss_oracle(function, case):
 
 
 def _judge_loss(inputs, outputs, name, function, part):
-    _constructed(outputs, name + "()")
+    J.constructed(outputs, name + "()")
     for case, out in zip(inputs["cases"], outputs["cases"]):
         value, grad = _loss_oracle(function, case)
         shape = "x".join(str(n) for n in case["pred"].shape)
@@ -290,7 +281,7 @@ def mse_backward(inputs, outputs):
 
 
 def cross_entropy_inputs():
-    rng = _rng(105)
+    rng = np.random.default_rng(105)
     cases = []
     for m, c, scale in [(6, 4, 2.0), (1, 10, 1.0), (5, 3, 900.0)]:  # the last one overflows exp
         labels = rng.integers(0, c, size=m)
@@ -319,7 +310,7 @@ def cross_entropy_backward(inputs, outputs):
 # --- SimpleNN ------------------------------------------------------------------------------
 
 def simplenn_inputs():
-    rng = _rng(106)
+    rng = np.random.default_rng(106)
     return {"A1": rng.normal(size=(3, 4)), "A2": rng.normal(size=(4, 2)), "lr": 0.3,
             "batches": [{"x": rng.normal(size=(5, 3)), "y": rng.normal(size=(5, 2))},
                         {"x": rng.normal(size=(2, 3)), "y": rng.normal(size=(2, 2))}]}
@@ -407,7 +398,7 @@ def _simplenn_expected(inputs, batch):
 
 @check("ps1.simplenn", inputs=simplenn_inputs, probe=probe_simplenn)
 def simplenn(inputs, outputs):
-    _constructed(outputs, "SimpleNN(layers, loss, lr)")
+    J.constructed(outputs, "SimpleNN(layers, loss, lr)")
     for number, (batch, out) in enumerate(zip(inputs["batches"], outputs["batches"]), 1):
         where = "on batch %d (of %d samples)" % (number, len(batch["x"]))
         p, loss, backward = _simplenn_expected(inputs, batch)
@@ -439,7 +430,7 @@ def simplenn(inputs, outputs):
 # --- Conv1d (bonus) --------------------------------------------------------------------------
 
 def conv1d_inputs():
-    rng = _rng(107)
+    rng = np.random.default_rng(107)
     cases = []
     for batch, length, k, pad in [(3, 9, 1, 1), (2, 16, 2, 3), (1, 6, 1, 0)]:
         cases.append({"x": rng.normal(size=(batch, length)), "k": k, "pad": pad,
@@ -482,7 +473,7 @@ def _conv1d_name(case):
 @check("ps1.conv1d_forward", inputs=conv1d_inputs, probe=probe_conv1d)
 def conv1d_forward(inputs, outputs):
     for case, out in zip(inputs["cases"], outputs["cases"]):
-        _constructed(out, _conv1d_name(case))
+        J.constructed(out, _conv1d_name(case))
         J.close(out["forward"], _conv1d_oracle(case)["y"],
                 "%s.forward on a %dx%d input" % ((_conv1d_name(case),) + case["x"].shape))
 
@@ -491,7 +482,7 @@ def conv1d_forward(inputs, outputs):
 def conv1d_backward(inputs, outputs):
     for case, out in zip(inputs["cases"], outputs["cases"]):
         name = _conv1d_name(case)
-        _constructed(out, name)
+        J.constructed(out, name)
         grads = _conv1d_oracle(case)
         J.close(out["dx"], grads["dx"], "the gradient dL/dX returned by %s.backward" % name)
         J.close(out["W"], case["W"] - case["lr"] * grads["dW"],

@@ -14,23 +14,16 @@ from .wire import Raised, attempt, lookup  # noqa: F401 (names the probes use in
 from ..datasets import mnist_split
 
 
-def _rng(seed):
-    return np.random.default_rng(seed)
-
 
 def _leaf(array):
     return torch.tensor(np.asarray(array, dtype=np.float32), requires_grad=True)
 
 
-def _constructed(outputs, what):
-    if "init" in outputs:
-        J.raised(outputs["init"], what)
-
 
 # --- Linear ----------------------------------------------------------------------------------
 
 def linear_inputs():
-    rng = _rng(201)
+    rng = np.random.default_rng(201)
     return {"cases": [
         {"x": rng.normal(size=(n, i)).astype(np.float32),
          "W": rng.normal(size=(i, o)).astype(np.float32),
@@ -73,7 +66,7 @@ def linear_forward(inputs, outputs):
     for case, out in zip(inputs["cases"], outputs["cases"]):
         n_in, n_out = case["W"].shape
         name = "Linear(%d, %d)" % (n_in, n_out)
-        _constructed(out, name)
+        J.constructed(out, name)
         J.shape(out["init_weight"], (n_in, n_out), name + ".weight")
         J.shape(out["init_bias"], (n_out,), name + ".bias")
         y, _, _, _ = _linear_oracle(case)
@@ -86,7 +79,7 @@ def linear_backward(inputs, outputs):
     for case, out in zip(inputs["cases"], outputs["cases"]):
         n_in, n_out = case["W"].shape
         name = "Linear(%d, %d)" % (n_in, n_out)
-        _constructed(out, name)
+        J.constructed(out, name)
         J.raised(out["y"], name + ".forward")
         _, dx, dW, db = _linear_oracle(case)
         J.close(out["dx"], dx, "dx returned by %s.backward" % name, rtol=1e-4, atol=1e-5)
@@ -97,7 +90,7 @@ def linear_backward(inputs, outputs):
 # --- activations -------------------------------------------------------------------------------
 
 def activation_inputs():
-    rng = _rng(202)
+    rng = np.random.default_rng(202)
     x = rng.normal(scale=3.0, size=(4, 6)).astype(np.float32)
     x[0, :2] = 0.0  # ReLU's kink
     x[1, :] = [-100.0, -20.0, -1e-3, 1e-3, 20.0, 100.0]  # exp(100) overflows float32
@@ -130,7 +123,7 @@ def probe_sigmoid(ns, inputs):
 
 
 def _judge_activation(inputs, outputs, name, function, part):
-    _constructed(outputs, name + "()")
+    J.constructed(outputs, name + "()")
     for suffix in ("", "2"):
         x = _leaf(inputs["x" + suffix])
         y = function(x)
@@ -172,7 +165,7 @@ def sigmoid_backward(inputs, outputs):
 # --- Net -------------------------------------------------------------------------------------
 
 def net_inputs():
-    rng = _rng(203)
+    rng = np.random.default_rng(203)
     return {"A": rng.normal(size=(3, 4)).astype(np.float32),
             "B": rng.normal(size=(4, 2)).astype(np.float32),
             "x": rng.normal(size=(5, 3)).astype(np.float32),
@@ -237,7 +230,7 @@ def probe_net(ns, inputs):
 
 @check("ps2.net_backward", inputs=net_inputs, probe=probe_net)
 def net_backward(inputs, outputs):
-    _constructed(outputs, "Net(layers)")
+    J.constructed(outputs, "Net(layers)")
     x, A, B = _leaf(inputs["x"]), torch.tensor(inputs["A"]), torch.tensor(inputs["B"])
     y = torch.tanh(x @ A) @ B
     y.backward(torch.tensor(inputs["d"]))
@@ -255,7 +248,7 @@ def net_backward(inputs, outputs):
 
 @check("ps2.net_step", inputs=net_inputs, probe=probe_net)
 def net_step(inputs, outputs):
-    _constructed(outputs, "Net(layers)")
+    J.constructed(outputs, "Net(layers)")
     J.raised(outputs["step"], "Net.optimizer_step")
     before = [inputs["A"], np.zeros(inputs["A"].shape[1]), inputs["B"],
               np.zeros(inputs["B"].shape[1])]
@@ -269,7 +262,7 @@ def net_step(inputs, outputs):
 # --- TorchNet ----------------------------------------------------------------------------------
 
 def torchnet_inputs():
-    rng = _rng(204)
+    rng = np.random.default_rng(204)
     return {"sizes": [[3, 5, 4], [8, 2, 1]], "x": [rng.normal(size=(6, 3)).astype(np.float32),
                                                    rng.normal(size=(2, 8)).astype(np.float32)]}
 
@@ -302,7 +295,7 @@ def probe_torchnet(ns, inputs):
 def torchnet(inputs, outputs):
     for (n_in, hidden, n_out), x, out in zip(inputs["sizes"], inputs["x"], outputs["cases"]):
         name = "TorchNet(%d, %d, %d)" % (n_in, hidden, n_out)
-        _constructed(out, name)
+        J.constructed(out, name)
         if not out["is_module"]:
             raise CheckFailed("%s is not a torch.nn.Module" % name)
         for attribute, shape in [("layer1", (hidden, n_in)), ("layer2", (n_out, hidden))]:
@@ -322,7 +315,7 @@ def torchnet(inputs, outputs):
 # --- Softmax and the loss -------------------------------------------------------------------------
 
 def loss_inputs():
-    rng = _rng(205)
+    rng = np.random.default_rng(205)
     cases = []
     for n, k, scale in [(5, 4, 2.0), (1, 10, 1.0), (6, 3, 500.0)]:  # the last overflows exp
         labels = rng.integers(0, k, size=n)

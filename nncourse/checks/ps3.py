@@ -17,9 +17,6 @@ from .wire import Raised, StudentError, attempt, lookup  # noqa: F401 (probes us
 HIDDEN = [512, 1024, 512]
 
 
-def _rng(seed):
-    return np.random.default_rng(seed)
-
 
 def parameters_for(shape):
     """The weight (out x in) and bias a linear layer of this shape gets in the check."""
@@ -32,7 +29,7 @@ def parameters_for(shape):
 # --- the two networks ----------------------------------------------------------------------------
 
 def ann_inputs():
-    rng = _rng(301)
+    rng = np.random.default_rng(301)
     # a full-size image batch, and a smaller input whose 12 values arrive as 3 x 4 images
     return {"cases": [{"d_in": 784, "d_out": 10, "x": rng.normal(size=(5, 1, 28, 28))},
                       {"d_in": 12, "d_out": 3, "x": rng.normal(size=(2, 1, 3, 4))}]}
@@ -80,8 +77,7 @@ def probe_ann_relu(ns, inputs):
 def _judge_ann(inputs, outputs, name, activation):
     for case, out in zip(inputs["cases"], outputs["cases"]):
         call = "%s(%d, %d)" % (name, case["d_in"], case["d_out"])
-        if "init" in out:
-            J.raised(out["init"], call)
+        J.constructed(out, call)
         sizes = [case["d_in"]] + HIDDEN + [case["d_out"]]
         expected = [[o, i] for i, o in zip(sizes, sizes[1:])]
         shapes = [list(map(int, s)) for s in out["shapes"]]
@@ -114,7 +110,7 @@ def ann_relu(inputs, outputs):
 # --- train_and_test -------------------------------------------------------------------------------
 
 def train_and_test_inputs():
-    rng = _rng(302)
+    rng = np.random.default_rng(302)
     sizes = [(6, 5), (5, 5), (5, 3)]
     return {
         "weights": [rng.normal(scale=0.5, size=(o, i)).astype(np.float32) for i, o in sizes],
@@ -128,16 +124,24 @@ def train_and_test_inputs():
     }
 
 
-def probe_train_and_test(ns, inputs):
+def probe_small_model(inputs):
+    """The three-layer ReLU model train_and_test is tried on, and its linear layers (used by
+    the probe in the kernel and by the oracle in the grader)."""
     import torch
-    from torch.utils.data import DataLoader, TensorDataset
-    train_and_test = lookup(ns, "train_and_test")
     linear = [torch.nn.Linear(w.shape[1], w.shape[0]) for w in inputs["weights"]]
     with torch.no_grad():
         for layer, weight, bias in zip(linear, inputs["weights"], inputs["biases"]):
             layer.weight.copy_(torch.tensor(weight))
             layer.bias.copy_(torch.tensor(bias))
-    model = torch.nn.Sequential(linear[0], torch.nn.ReLU(), linear[1], torch.nn.ReLU(), linear[2])
+    relu = torch.nn.ReLU
+    return torch.nn.Sequential(linear[0], relu(), linear[1], relu(), linear[2]), linear
+
+
+def probe_train_and_test(ns, inputs):
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+    train_and_test = lookup(ns, "train_and_test")
+    model, linear = probe_small_model(inputs)
 
     def loader(x, y):
         data = TensorDataset(torch.tensor(x), torch.tensor(y).long())
@@ -171,12 +175,7 @@ def probe_train_and_test(ns, inputs):
 
 def _train_and_test_oracle(inputs):
     hp = inputs["hyperparameters"]
-    linear = [torch.nn.Linear(w.shape[1], w.shape[0]) for w in inputs["weights"]]
-    with torch.no_grad():
-        for layer, weight, bias in zip(linear, inputs["weights"], inputs["biases"]):
-            layer.weight.copy_(torch.tensor(weight))
-            layer.bias.copy_(torch.tensor(bias))
-    model = torch.nn.Sequential(linear[0], torch.nn.ReLU(), linear[1], torch.nn.ReLU(), linear[2])
+    model, linear = probe_small_model(inputs)
     optimizer = torch.optim.SGD(model.parameters(), lr=hp["lr"], momentum=hp["momentum"])
     x, y = torch.tensor(inputs["train_x"]), torch.tensor(inputs["train_y"]).long()
     grads = [[], [], []]
