@@ -63,7 +63,7 @@ def describe_exception(exc):
         if frame.filename.startswith("<ipython-input") or "ipykernel" in frame.filename:
             where = " (in %s, line %s)" % (frame.name, frame.lineno)
             break
-    text = "%s: %s" % (type(exc).__name__, exc)
+    text = "%s: %s" % (type(exc).__name__, " ".join(str(exc).split()))  # one line
     if len(text) > 300:
         text = text[:297] + "..."
     return text + where
