@@ -12,7 +12,8 @@ test cells restored from the source, late penalties) grades with them:
    check fails (or its output is missing, duplicated or forged), appends an error to the
    cell, which nbgrader then scores 0. It also drops ``execute_result`` outputs from those
    cells, because nbgrader would read a number there as partial credit that student code
-   could fake, and puts back the cell's source as it was in the source notebook.
+   could fake, and puts back the cell's source as it was in the release (visible tests only),
+   so neither the graded notebook nor the feedback made from it shows the hidden tests.
 """
 
 import re
@@ -26,6 +27,8 @@ from . import checks
 
 IMPORT_LINE = re.compile(r"^\s*from nncourse\.checks import run_check\s*$")
 CHECK_LINE = re.compile(r"""^(?P<indent>\s*)run_check\((?P<q>["'])(?P<name>[\w.]+)(?P=q)\)\s*$""")
+HIDDEN_REGION = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?",
+                           re.S | re.M)
 _STATE = "nncourse_checks"
 
 
@@ -61,6 +64,15 @@ class ExpandChecks(NbGraderPreprocessor):
         return cell, resources
 
 
+# A traceback shows the lines around the failing one, which may be the hidden region and the
+# probe (its source and the grader's inputs, on one line): those lines are taken out.
+_SECRET_LINE = re.compile(r"HIDDEN TESTS|nncourse_probe|from nncourse\.checks")
+
+
+def _scrub(entry):
+    return "\n".join(line for line in entry.split("\n") if not _SECRET_LINE.search(line))
+
+
 def _error(message):
     return NotebookNode(output_type="error", ename="HiddenCheckFailed", evalue=message,
                         traceback=["HiddenCheckFailed: " + message])
@@ -77,10 +89,14 @@ class JudgeChecks(NbGraderPreprocessor):
         if state is None:
             return cell, resources
         source, expected = state
-        cell.source = source
+        # the graded notebook (and the feedback made from it) shows the visible tests only
+        cell.source = HIDDEN_REGION.sub("", source).rstrip()
         reports = [o for o in cell.outputs if o.output_type == "display_data"
                    and checks.MIME in o.get("data", {})]
         kept = [o for o in cell.outputs if o not in reports and o.output_type != "execute_result"]
+        for output in kept:
+            if output.output_type == "error":
+                output.traceback = [_scrub(entry) for entry in output.traceback]
         already_failed = any(o.output_type == "error" for o in kept)
         failures = []
         for check, nonce, inputs in expected:

@@ -139,8 +139,18 @@ def test_passing_test_cells_write_nothing_to_stderr_and_hide_the_probe(graded):
         if cell.metadata.get("nbgrader", {}).get("grade") and cell.cell_type == "code":
             assert not any(getattr(o, "name", "") == "stderr" for o in cell.outputs)
             assert "exec(" not in cell.source  # the probe is not left in the graded notebook
+            assert "HIDDEN TESTS" not in cell.source and "run_check" not in cell.source
             assert not any("application/vnd.nncourse.check+json" in o.get("data", {})
                            for o in cell.outputs)
+
+
+def test_tracebacks_do_not_show_the_hidden_tests(graded):
+    course, _ = graded
+    # this student fails a visible test, whose traceback shows the lines around it
+    text = (course / "autograded" / "mutant-bias" / "ps1" / "ps1.ipynb").read_text()
+    assert "AssertionError" in text
+    for leak in ("HIDDEN TESTS", "nncourse_probe", "Plain-data encoding"):
+        assert leak not in text, leak
 
 
 def test_failure_message_reaches_the_student(graded):
@@ -259,3 +269,13 @@ def test_small_class_mutants_lose_exactly_their_behaviours_points(graded_small):
         lost = {by_check[check] for check in mutant.breaks}
         expected = {cell: (0.0 if cell in lost else value) for cell, value in points.items()}
         assert cell_scores(course, student, problem_set)[0] == expected, name
+
+
+def test_feedback_shows_failures_but_no_hidden_tests(graded):
+    course, _ = graded
+    result = run(["nbgrader", "generate_feedback", "ps1", "--student", "mutant-bias"], cwd=course)
+    assert result.returncode == 0, result.stderr
+    html = (course / "feedback" / "mutant-bias" / "ps1" / "ps1.html").read_text()
+    assert "b after one backward step" in html or "b after the step" in html
+    for leak in ("HIDDEN TESTS", "run_check", "nncourse"):
+        assert leak not in html, leak
