@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -11,6 +12,22 @@ import nbformat
 from .datasets import write_offline_datasets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+_GENERIC = ("There was an error", "Traceback", "Please see")
+
+
+def _reason(lines):
+    """The most telling line of nbgrader's log: its first specific error, else the last
+    exception of a traceback, else the last line."""
+    for line in lines:
+        if "| ERROR]" in line:
+            message = line.split("]", 1)[-1].strip()
+            if not message.startswith(_GENERIC):
+                return message
+    exceptions = [line.strip() for line in lines
+                  if re.match(r"^\s*[\w.]+(Error|Exception): ", line)]
+    return exceptions[-1] if exceptions else lines[-1].strip()
 
 
 class CourseError(Exception):
@@ -61,8 +78,7 @@ class Course:
                                 capture_output=quiet)
         if result.returncode != 0:
             lines = result.stderr.strip().splitlines() if quiet else []
-            errors = [line.split("]", 1)[-1].strip() for line in lines if "[ERROR]" in line]
-            detail = ": " + (errors[-1] if errors else lines[-1]) if lines else ""
+            detail = ": " + _reason(lines) if lines else ""
             raise CourseError("nbgrader %s failed%s" % (args[0], detail))
         return result
 

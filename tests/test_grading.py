@@ -279,3 +279,15 @@ def test_feedback_shows_failures_but_no_hidden_tests(graded):
     assert "b after one backward step" in html or "b after the step" in html
     for leak in ("HIDDEN TESTS", "run_check", "nncourse"):
         assert leak not in html, leak
+
+
+def test_a_kernel_crash_is_reported_and_the_others_are_still_graded(course):
+    submit(course, "crashy", [("relu_solution", "return np.maximum(input_array, 0.0)",
+                               "import os; os._exit(1)")])
+    submit(course, "steady", [])
+    result = _grade(course)
+    assert result.returncode == 1
+    line = _one_line_error(result)
+    assert "crashy" in line and "Kernel died" in line
+    rows = {row["student"]: row for row in grade_table("sqlite:///%s" % (course / "gradebook.db"), "ps1")}
+    assert rows["steady"]["score"] == sum(expected_points(course)[0].values())
