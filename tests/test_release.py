@@ -1,5 +1,7 @@
 """release/ and solutions/ are what nbgrader makes of source/, and give nothing away."""
 
+import copy
+import importlib.util
 import os
 import re
 
@@ -69,3 +71,14 @@ def test_every_test_cell_has_points_and_a_hidden_check(problem_set):
             assert re.search(r'run_check\("%s\.\w+"\)' % problem_set, cell.source), meta["grade_id"]
         if meta.get("grade") and cell.cell_type == "markdown":
             assert "**Model answer.**" in cell.source and "**Rubric" in cell.source
+
+
+@pytest.mark.parametrize("problem_set", PROBLEM_SETS)
+def test_source_notebooks_are_stored_normalized(problem_set):
+    spec = importlib.util.spec_from_file_location(
+        "normalize_notebook", os.path.join(ROOT, "scripts", "normalize_notebook.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    stored = source_notebook(problem_set)
+    assert module.normalize(copy.deepcopy(stored)) == stored, (
+        "run scripts/normalize_notebook.py on source/%s" % problem_set)
