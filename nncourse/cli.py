@@ -36,20 +36,16 @@ def cmd_grade(course, args):
     course.register(problem_set)
     for number, student in enumerate(ready, 1):
         print("[%d/%d] grading %s" % (number, len(ready), student), flush=True)
-        error = course.autograde(problem_set, [student], force=args.force)[student]
+        error = course.autograde(problem_set, student, force=args.force)
         if error:
             problems.append(error)
             print("error: %s: %s" % (student, error), file=sys.stderr)
-    rows = report.grade_table(_db_url(course), problem_set)
+    rows = report.grade_table(course.db_url, problem_set)
     path = course.path("reports", problem_set + "-grades.csv")
     report.write_csv(rows, path)
     print(report.format_table(rows))
     print("grade table written to %s" % os.path.relpath(path, course.root))
     return 1 if problems else 0
-
-
-def _db_url(course):
-    return "sqlite:///" + course.path("gradebook.db")
 
 
 def _catalogue(course, problem_set):

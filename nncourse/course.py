@@ -42,6 +42,10 @@ class Course:
         return os.path.join(self.root, *parts)
 
     @property
+    def db_url(self):
+        return "sqlite:///" + self.path("gradebook.db")  # as nbgrader_config.py sets it
+
+    @property
     def data_dir(self):
         """Offline datasets for grading, in torchvision's layout (written on first use)."""
         return self.path("data")
@@ -118,17 +122,12 @@ class Course:
                 ready.append(student)
         return ready, problems
 
-    def autograde(self, problem_set, students, force=False):
-        """Grades each student with nbgrader autograde; returns {student: error or None}."""
+    def autograde(self, problem_set, student, force=False):
+        """Grades one submission with nbgrader autograde; returns None, or what went wrong."""
         env = dict(os.environ, NNCOURSE_DATA=write_offline_datasets(self.data_dir))
-        outcome = {}
-        for student in students:
-            args = ["autograde", problem_set, "--student", student]
-            if force:
-                args.append("--force")
-            try:
-                self.nbgrader(*args, env=env)
-                outcome[student] = None
-            except CourseError as error:
-                outcome[student] = str(error)
-        return outcome
+        args = ["autograde", problem_set, "--student", student] + (["--force"] if force else [])
+        try:
+            self.nbgrader(*args, env=env)
+        except CourseError as error:
+            return str(error)
+        return None
