@@ -33,4 +33,6 @@ where=$(cd / && "$here/.venv/bin/python" -c 'import nncourse, os; print(os.path.
 if [ "$where" != "$here" ]; then
   .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 \
     | grep -vE "^WARNING: Location|!!|^ *$|wheel_obj|SetuptoolsDeprecationWarning|\*\*\*|^ {2,}" || true
+  (cd / && "$here/.venv/bin/python" -c 'import nncourse') \
+    || { echo "error: installing nncourse into .venv failed" >&2; exit 1; }
 fi
