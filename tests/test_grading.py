@@ -7,6 +7,7 @@ import nbformat
 import pytest
 
 from nncourse import samples
+from nncourse.course import Course
 from nncourse.datasets import write_offline_datasets
 from nncourse.report import grade_table
 from tests.catalogue import ps1 as catalogue, ps2 as catalogue_ps2, ps3 as catalogue_ps3
@@ -68,6 +69,11 @@ def graded(tmp_path_factory):
     return course, result
 
 
+def grades(course, problem_set="ps1"):
+    """The grade table's rows by student, read from the course's gradebook."""
+    return {row["student"]: row for row in grade_table(Course(str(course)).db_url, problem_set)}
+
+
 def expected_points(course, problem_set="ps1"):
     source = source_notebook(problem_set)
     points, by_check = {}, {}
@@ -103,7 +109,7 @@ def test_equivalent_solution_scores_full_marks(graded):
 
 def test_blank_release_scores_zero(graded):
     course, _ = graded
-    rows = {row["student"]: row for row in grade_table("sqlite:///%s" % (course / "gradebook.db"), "ps1")}
+    rows = grades(course)
     assert rows["blank"]["score"] == 0
     assert rows["blank"]["needs_manual_grading"] == 0  # unchanged answers score 0 at once
     assert rows["full"]["needs_manual_grading"] == 5
@@ -121,7 +127,7 @@ def test_one_mutant_loses_exactly_its_behaviours_points(graded, student):
 
 def test_gradebook_agrees_with_the_notebook(graded):
     course, _ = graded
-    rows = {row["student"]: row for row in grade_table("sqlite:///%s" % (course / "gradebook.db"), "ps1")}
+    rows = grades(course)
     for student in ("full", "mutant-bias", "blank"):
         assert rows[student]["score"] == pytest.approx(sum(cell_scores(course, student)[0].values()))
 
@@ -289,5 +295,5 @@ def test_a_kernel_crash_is_reported_and_the_others_are_still_graded(course):
     assert result.returncode == 1
     line = _one_line_error(result)
     assert "crashy" in line and "Kernel died" in line
-    rows = {row["student"]: row for row in grade_table("sqlite:///%s" % (course / "gradebook.db"), "ps1")}
+    rows = grades(course)
     assert rows["steady"]["score"] == sum(expected_points(course)[0].values())
