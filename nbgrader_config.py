@@ -8,11 +8,12 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Exec
                                     IgnorePattern, LimitOutput, SaveAutoGrades)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nncourse.course import COURSE_ID  # noqa: E402
 from nncourse.grading import ExpandChecks, JudgeChecks  # noqa: E402
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
-c.CourseDirectory.course_id = "nncourse"
+c.CourseDirectory.course_id = COURSE_ID
 c.CourseDirectory.solution_directory = "solutions"
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "gradebook.db")
 

@@ -5,11 +5,13 @@ import importlib.util
 import os
 import shutil
 import sys
+import time
 
 import nbformat
 
 from . import report, samples
-from .course import Course, CourseError
+from .course import ROOT, Course, CourseError
+from .grader import ClassGrader, DaskExecutor, GradingError, LocalExecutor
 from .datasets import write_offline_datasets
 
 
@@ -19,33 +21,121 @@ def cmd_release(course, args):
     return 0
 
 
+class Progress:
+    """A bar on a terminal (done, failed, time left); one line per submission otherwise."""
+
+    def __init__(self, total):
+        self.total, self.failed, self.count = total, 0, 0
+        self.bar = None
+        if sys.stderr.isatty() and total:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, unit="submission", dynamic_ncols=True)
+
+    def __call__(self, outcome):
+        self.count += 1
+        self.failed += outcome.status == "failed"
+        if self.bar is not None:
+            self.bar.set_postfix(failed=self.failed, refresh=False)
+            self.bar.update(1)
+        else:
+            detail = {"graded": "graded in %.1f s" % outcome.seconds,
+                      "skipped": "already graded, unchanged",
+                      "failed": "FAILED"}[outcome.status]
+            print("[%d/%d] %s %s: %s" % (self.count, self.total, outcome.problem_set,
+                                         outcome.student, detail), flush=True)
+        if outcome.status == "failed":
+            message = "error: %s %s: %s" % (outcome.problem_set, outcome.student, outcome.reason)
+            (self.bar.write if self.bar is not None else print)(message, file=sys.stderr)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _executor(args):
+    if args.scheduler:
+        return DaskExecutor(args.scheduler)
+    return LocalExecutor(args.workers or os.cpu_count() or 1)
+
+
 def cmd_grade(course, args):
-    problem_set = args.problem_set
-    course.require_problem_set(problem_set)
-    known = course.students(problem_set)
-    students = args.student or known
-    unknown = [s for s in students if s not in known]
-    if unknown:
-        raise CourseError("no submission of %s for student %s (expected submitted/%s/%s/)"
-                          % (problem_set, ", ".join(unknown), unknown[0], problem_set))
-    if not students:
-        raise CourseError("no submissions of %s under submitted/" % problem_set)
-    ready, problems = course.check_submissions(problem_set, students)
-    for problem in problems:
-        print("error: " + problem, file=sys.stderr)
-    course.register(problem_set)
-    for number, student in enumerate(ready, 1):
-        print("[%d/%d] grading %s" % (number, len(ready), student), flush=True)
-        error = course.autograde(problem_set, student, force=args.force)
-        if error:
-            problems.append(error)
-            print("error: %s: %s" % (student, error), file=sys.stderr)
+    if args.all == bool(args.problem_set):
+        raise CourseError("name the problem sets to grade, or pass --all")
+    problem_sets = course.released() if args.all else args.problem_set
+    for problem_set in problem_sets:
+        course.require_released(problem_set)
+    problems = []
+
+    def problem(line):
+        problems.append(line)
+        print("error: " + line, file=sys.stderr)
+
+    submissions = []
+    for problem_set in problem_sets:
+        known = course.students(problem_set)
+        students = args.student or known
+        for student in students:
+            if student not in known:
+                problem("no submission of %s for student %s (expected a folder submitted/%s/%s/)"
+                        % (problem_set, student, student, problem_set))
+        ready, bad, notes = course.check_submissions(
+            problem_set, [s for s in students if s in known])
+        for line in bad:
+            problem(line)
+        for line in notes:
+            print("note: " + line, file=sys.stderr)
+        submissions.extend((problem_set, student) for student in ready)
+    if not submissions:
+        if problems:
+            return 1
+        raise CourseError("nothing to grade: no submissions of %s under submitted/"
+                          % ", ".join(problem_sets))
+    for problem_set in sorted({ps for ps, _ in submissions}):
+        course.register(problem_set)
+
+    started = time.perf_counter()
+    executor = _executor(args)
+    print("grading %d submissions with %d workers%s" % (
+        len(submissions), executor.workers, " on " + args.scheduler if args.scheduler else ""),
+        flush=True)
+    progress = Progress(len(submissions))
+    try:
+        outcomes = ClassGrader(course, executor, progress=progress).grade(
+            submissions, force=args.force)
+    finally:
+        progress.close()
+        executor.close()
+    elapsed = time.perf_counter() - started
+
+    for problem_set in problem_sets:
+        _report(course, problem_set, [o.student for o in outcomes
+                                      if o.problem_set == problem_set and o.status == "graded"])
+    path = course.path("reports", "grades.csv")
+    report.write_class_csv(course.db_url, course.released(), path)
+    counts = {status: sum(o.status == status for o in outcomes)
+              for status in ("graded", "skipped", "failed")}
+    print("graded %(graded)d, already graded %(skipped)d, failed %(failed)d" % counts
+          + " in %.0f s; class grade table: %s" % (elapsed, os.path.relpath(path, course.root)))
+    return 1 if problems or counts["failed"] else 0
+
+
+def _report(course, problem_set, graded):
     rows = report.grade_table(course.db_url, problem_set)
-    path = course.path("reports", problem_set + "-grades.csv")
-    report.write_csv(rows, path)
-    print(report.format_table(rows))
-    print("grade table written to %s" % os.path.relpath(path, course.root))
-    return 1 if problems else 0
+    if not rows:
+        return
+    folder = course.path("reports")
+    report.write_problem_set_csv(course.db_url, problem_set,
+                                 os.path.join(folder, problem_set + "-grades.csv"))
+    rates = report.pass_rates(course.db_url, problem_set)
+    report.write_pass_rates(rates, os.path.join(folder, problem_set + "-pass-rates.csv"))
+    report.plot_distribution(rows, problem_set,
+                             os.path.join(folder, problem_set + "-distribution.png"))
+    course.generate_feedback(problem_set, graded)
+    print("\n%s\n%s" % (problem_set, report.format_table(rows)))
+    if rates:
+        print("parts the fewest students passed:\n" + report.format_pass_rates(rates))
+    print("reports/%s-{grades,pass-rates}.csv, reports/%s-distribution.png, feedback/*/%s/"
+          % (problem_set, problem_set, problem_set))
 
 
 def _catalogue(course, problem_set):
@@ -83,7 +173,8 @@ def cmd_demo(course, args):
     course.release("ps1")
     students = build_demo_submissions(course)
     print("sample submissions in submitted/: %s" % ", ".join(students))
-    args.problem_set, args.student, args.force = "ps1", students, True
+    args.problem_set, args.all, args.student, args.force = ["ps1"], False, students, True
+    args.workers, args.scheduler = None, None
     return cmd_grade(course, args)
 
 
@@ -105,10 +196,19 @@ def main(argv=None):
     release = commands.add_parser("release", help="write release/ and solutions/ from source/")
     release.add_argument("problem_set")
     release.set_defaults(run=cmd_release)
-    grade = commands.add_parser("grade", help="autograde submissions and print the grade table")
-    grade.add_argument("problem_set")
+    grade = commands.add_parser(
+        "grade", help="autograde submissions in parallel; write grade tables, pass rates, "
+                      "a grade distribution plot and feedback")
+    grade.add_argument("problem_set", nargs="*", help="problem sets to grade (e.g. ps1 ps2)")
+    grade.add_argument("--all", action="store_true", help="every released problem set")
     grade.add_argument("--student", action="append", help="grade only this student (repeatable)")
-    grade.add_argument("--force", action="store_true", help="grade again what is already graded")
+    grade.add_argument("--force", action="store_true",
+                       help="grade again what is already graded and unchanged")
+    grade.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    grade.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="grade on the workers of this Dask scheduler instead")
+    grade.add_argument("--db", metavar="URL", help="gradebook database URL "
+                       "(default: sqlite:///gradebook.db in the course folder)")
     grade.set_defaults(run=cmd_grade)
     demo = commands.add_parser("demo", help="release ps1, make sample submissions, grade them")
     demo.set_defaults(run=cmd_demo)
@@ -118,10 +218,10 @@ def main(argv=None):
     data.add_argument("root")
     data.set_defaults(run=cmd_data)
     args = parser.parse_args(argv)
-    course = Course(args.course) if args.course else Course()
+    course = Course(args.course or ROOT, db_url=getattr(args, "db", None))
     try:
         return args.run(course, args)
-    except CourseError as error:
+    except (CourseError, GradingError) as error:
         print("error: %s" % error, file=sys.stderr)
         return 2
 

@@ -3,15 +3,15 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 
 import nbformat
 
-from .datasets import write_offline_datasets
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COURSE_ID = "nncourse"  # nbgrader's course id, read by nbgrader_config.py
 
 
 _GENERIC = ("There was an error", "Traceback", "Please see")
@@ -35,15 +35,21 @@ class CourseError(Exception):
 
 
 class Course:
-    def __init__(self, root=ROOT):
+    def __init__(self, root=ROOT, db_url=None):
         self.root = os.path.abspath(root)
+        self._db_url = db_url
 
     def path(self, *parts):
         return os.path.join(self.root, *parts)
 
     @property
     def db_url(self):
-        return "sqlite:///" + self.path("gradebook.db")  # as nbgrader_config.py sets it
+        """The gradebook: SQLite in the course folder (as nbgrader_config.py sets it), unless
+        another database URL was given (PostgreSQL, when several machines grade)."""
+        return self._db_url or "sqlite:///" + self.path("gradebook.db")
+
+    def _db_option(self):
+        return ["--CourseDirectory.db_url=" + self._db_url] if self._db_url else []
 
     @property
     def data_dir(self):
@@ -59,6 +65,15 @@ class Course:
         if problem_set not in self.problem_sets():
             raise CourseError("unknown problem set %r (known: %s)"
                               % (problem_set, ", ".join(self.problem_sets())))
+
+    def require_released(self, problem_set):
+        self.require_problem_set(problem_set)
+        if not os.path.isdir(self.path("release", problem_set)):
+            raise CourseError("%s was never released (run: nncourse release %s)"
+                              % (problem_set, problem_set))
+
+    def released(self):
+        return [name for name in self.problem_sets() if os.path.isdir(self.path("release", name))]
 
     def notebook_names(self, problem_set):
         folder = self.path("source", problem_set)
@@ -89,45 +104,53 @@ class Course:
     def release(self, problem_set):
         """Writes release/<ps>/ and solutions/<ps>/ from source/<ps>/ (and the gradebook)."""
         self.require_problem_set(problem_set)
-        self.nbgrader("generate_assignment", problem_set, "--force")
-        self.nbgrader("generate_solution", problem_set, "--force")
+        self.nbgrader("generate_assignment", problem_set, "--force", *self._db_option())
+        self.nbgrader("generate_solution", problem_set, "--force", *self._db_option())
 
     def register(self, problem_set):
         """Records the problem set's cells in the gradebook without touching release/."""
         with tempfile.TemporaryDirectory() as scratch:
             self.nbgrader("generate_assignment", problem_set, "--force",
-                          "--CourseDirectory.release_directory=" + scratch)
+                          "--CourseDirectory.release_directory=" + scratch, *self._db_option())
+
+    def generate_feedback(self, problem_set, students):
+        """HTML feedback for these students from their graded notebooks (rewritten)."""
+        for student in students:
+            shutil.rmtree(self.path("feedback", student, problem_set), ignore_errors=True)
+        if students:  # nbgrader writes what is missing, so only these students
+            self.nbgrader("generate_feedback", problem_set, *self._db_option())
 
     def check_submissions(self, problem_set, students):
-        """One line per unreadable or missing notebook; those are left out of grading."""
-        problems, ready = [], []
+        """Splits students into those ready to grade and one line per problem found.
+
+        A missing, misnamed or unreadable notebook keeps the student out of this run (nothing
+        is recorded, so a corrected submission is graded by the next run); an extra notebook
+        is reported and left out of grading.
+        """
+        expected = self.notebook_names(problem_set)
+        problems, notes, ready = [], [], []
         for student in students:
             folder = self.path("submitted", student, problem_set)
+            where = os.path.relpath(folder, self.root)
+            present = sorted(name for name in os.listdir(folder) if name.endswith(".ipynb"))
+            extra = [name for name in present if name not in expected]
             bad = []
-            for name in self.notebook_names(problem_set):
+            for name in expected:
                 notebook = os.path.join(folder, name)
-                relative = os.path.relpath(notebook, self.root)
                 if not os.path.isfile(notebook):
-                    bad.append("%s: missing notebook (it scores 0 until it is submitted)"
-                               % relative)
+                    hint = (" (found %s: rename it to %s)" % (", ".join(extra), name) if extra
+                            else " (it scores 0 until it is submitted)")
+                    bad.append("%s: missing notebook %s%s" % (where, name, hint))
                     continue
                 try:
                     nbformat.read(notebook, as_version=4)
                 except (json.JSONDecodeError, nbformat.reader.NotJSONError, UnicodeDecodeError,
                         nbformat.ValidationError, KeyError, AttributeError) as exc:
                     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    bad.append("%s: not a readable notebook (%s)" % (relative, reason[:120]))
-            problems.extend(bad)
+                    bad.append("%s/%s: not a readable notebook (%s)" % (where, name, reason[:120]))
             if not bad:
+                notes.extend("%s: extra notebook %s is not graded (expected only %s)"
+                             % (where, name, ", ".join(expected)) for name in extra)
                 ready.append(student)
-        return ready, problems
-
-    def autograde(self, problem_set, student, force=False):
-        """Grades one submission with nbgrader autograde; returns None, or what went wrong."""
-        env = dict(os.environ, NNCOURSE_DATA=write_offline_datasets(self.data_dir))
-        args = ["autograde", problem_set, "--student", student] + (["--force"] if force else [])
-        try:
-            self.nbgrader(*args, env=env)
-        except CourseError as error:
-            return str(error)
-        return None
+            problems.extend(bad)
+        return ready, problems, notes

@@ -1,44 +1,130 @@
-"""The grade table of a problem set, from the gradebook."""
+"""What the instructor reads after grading, all from the gradebook: grade tables (CSV in the
+shape an LMS imports: one row per student), per-part pass rates, a grade distribution plot."""
 
 import csv
 import os
 
 from nbgrader.api import Gradebook, MissingEntry
 
+from .course import COURSE_ID
+
 BONUS_PREFIX = "bonus_"  # cells whose grade_id starts with this add points beyond the maximum
+
+
+def submissions(db_url, problem_set):
+    """``{student: {part: (score, max_score, needs_manual_grade)}}`` for a problem set."""
+    table = {}
+    with Gradebook(db_url, COURSE_ID) as gradebook:
+        try:
+            gradebook.find_assignment(problem_set)
+        except MissingEntry:
+            return table
+        for submission in gradebook.assignment_submissions(problem_set):
+            parts = table.setdefault(submission.student_id, {})
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    parts[grade.name] = (grade.score or 0.0, grade.max_score,
+                                         bool(grade.needs_manual_grade))
+    return table
+
+
+def _total(parts):
+    score = sum(score for score, _, _ in parts.values())
+    maximum = sum(top for name, (_, top, _) in parts.items() if not name.startswith(BONUS_PREFIX))
+    return score, maximum
 
 
 def grade_table(db_url, problem_set):
     """One row per graded submission: points, the maximum without bonus, manual work left."""
     rows = []
-    with Gradebook(db_url, "nncourse") as gradebook:
-        try:
-            gradebook.find_assignment(problem_set)
-        except MissingEntry:
-            return rows
-        for submission in gradebook.assignment_submissions(problem_set):
-            score = maximum = 0.0
-            pending = 0
-            for notebook in submission.notebooks:
-                for grade in notebook.grades:
-                    score += grade.score or 0.0
-                    if not grade.name.startswith(BONUS_PREFIX):
-                        maximum += grade.max_score
-                    pending += bool(grade.needs_manual_grade)
-            rows.append({"student": submission.student_id, "score": round(score, 2),
-                         "max_score": round(maximum, 2),
-                         "percent": round(100 * score / maximum, 1) if maximum else 0.0,
-                         "needs_manual_grading": pending})
-    return sorted(rows, key=lambda row: row["student"])
+    for student, parts in sorted(submissions(db_url, problem_set).items()):
+        score, maximum = _total(parts)
+        rows.append({"student": student, "score": round(score, 2), "max_score": round(maximum, 2),
+                     "percent": round(100 * score / maximum, 1) if maximum else 0.0,
+                     "needs_manual_grading": sum(pending for _, _, pending in parts.values())})
+    return rows
 
 
-def write_csv(rows, path):
+def _write(path, fieldnames, rows):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=["student", "score", "max_score", "percent",
-                                                 "needs_manual_grading"])
+        writer = csv.DictWriter(out, fieldnames=fieldnames)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def write_problem_set_csv(db_url, problem_set, path):
+    """One row per student, one column per graded part (in notebook order), then the total."""
+    table = submissions(db_url, problem_set)
+    parts = _part_order(db_url, problem_set)
+    rows = []
+    for student, scores in sorted(table.items()):
+        score, maximum = _total(scores)
+        row = {"student": student, **{part: round(scores[part][0], 2)
+                                      for part in parts if part in scores}}
+        row.update(total=round(score, 2), max_score=round(maximum, 2),
+                   needs_manual_grading=sum(pending for _, _, pending in scores.values()))
+        rows.append(row)
+    _write(path, ["student", *parts, "total", "max_score", "needs_manual_grading"], rows)
+
+
+def write_class_csv(db_url, problem_sets, path):
+    """One row per student, one column per problem set (empty: not graded), then the total."""
+    totals = {}
+    for problem_set in problem_sets:
+        for student, parts in submissions(db_url, problem_set).items():
+            totals.setdefault(student, {})[problem_set] = round(_total(parts)[0], 2)
+    rows = [{"student": student, **scores, "total": round(sum(scores.values()), 2)}
+            for student, scores in sorted(totals.items())]
+    _write(path, ["student", *problem_sets, "total"], rows)
+    return rows
+
+
+def _part_order(db_url, problem_set):
+    with Gradebook(db_url, COURSE_ID) as gradebook:
+        assignment = gradebook.find_assignment(problem_set)
+        cells = [cell for notebook in assignment.notebooks for cell in notebook.grade_cells]
+        return [cell.name for cell in sorted(cells, key=lambda c: (c.notebook.name, c.id))]
+
+
+def pass_rates(db_url, problem_set):
+    """Per automatically graded part: how many students earned its full points."""
+    table = submissions(db_url, problem_set)
+    rows = []
+    for part in _part_order(db_url, problem_set):
+        scores = [parts[part] for parts in table.values() if part in parts]
+        auto = [(score, top) for score, top, pending in scores if not pending]
+        if not auto or len(auto) < len(scores):  # graded by hand: no pass rate to report
+            continue
+        passed = sum(score >= top for score, top in auto)
+        rows.append({"part": part, "points": auto[0][1], "students": len(auto),
+                     "passed": passed, "pass_rate": round(passed / len(auto), 3),
+                     "mean_score": round(sum(score for score, _ in auto) / len(auto), 2)})
+    return rows
+
+
+def write_pass_rates(rows, path):
+    _write(path, ["part", "points", "students", "passed", "pass_rate", "mean_score"], rows)
+
+
+def plot_distribution(rows, problem_set, path):
+    """Histogram of the students' percentages, as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    percents = [row["percent"] for row in rows]
+    figure, axes = plt.subplots(figsize=(6, 3.5))
+    axes.hist(percents, bins=[10 * i for i in range(11)], color="#4878a8", edgecolor="white")
+    axes.set_xlim(0, 100)
+    axes.set_xlabel("score (% of the points graded automatically and by hand)")
+    axes.set_ylabel("students")
+    mean = sum(percents) / len(percents) if percents else 0.0
+    axes.set_title("%s: %d students, mean %.1f%%" % (problem_set, len(percents), mean))
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 def format_table(rows):
@@ -49,3 +135,10 @@ def format_table(rows):
             "%d answers to grade" % row["needs_manual_grading"]
             if row["needs_manual_grading"] else "-"))
     return "\n".join(lines)
+
+
+def format_pass_rates(rows, worst=5):
+    """The parts the fewest students passed."""
+    hardest = sorted(rows, key=lambda row: (row["pass_rate"], row["part"]))[:worst]
+    return "\n".join("  %-32s %5.0f%% of %d passed" % (row["part"], 100 * row["pass_rate"],
+                                                        row["students"]) for row in hardest)

@@ -199,11 +199,12 @@ def _one_line_error(result):
     return errors[0]
 
 
-def test_unknown_student_is_a_one_line_error(course):
+def test_unknown_student_is_a_one_line_error_and_the_others_are_graded(course):
     submit(course, "amy", [])
-    result = _grade(course, "--student", "zed")
-    assert result.returncode == 2
+    result = _grade(course, "--student", "zed", "--student", "amy")
+    assert result.returncode == 1
     assert "zed" in _one_line_error(result)
+    assert grades(course)["amy"]["score"] == sum(expected_points(course)[0].values())
 
 
 def test_missing_and_corrupt_notebooks_are_one_line_errors(course):

@@ -1,0 +1,385 @@
+"""Grading a class: nbgrader's autograde, split so that submissions run in parallel.
+
+``nbgrader autograde`` does three things to each submission, one submission after another:
+
+1. *prepare*: records the student and the submission time in the gradebook, copies the
+   submission to ``autograded/``, restores the test cells and the kernel spec from the
+   source (nbgrader's sanitizing preprocessors);
+2. *execute*: runs the notebook in a fresh kernel and post-processes it (the preprocessors of
+   ``Autograde.autograde_preprocessors`` before ``SaveAutoGrades``: here ExpandChecks,
+   Execute, JudgeChecks, IgnorePattern, ClearMetadata, LimitOutput);
+3. *record*: ``SaveAutoGrades`` and what follows it (late penalties, metadata checks) write
+   the scores to the gradebook, and the graded notebook is written to ``autograded/``.
+
+This module runs steps 1 and 3 with nbgrader's own classes in the coordinating process, the
+only one that touches the gradebook, and ships step 2 (the slow one) to workers: a local
+process pool on all cores, or the workers of a Dask cluster. A worker receives the prepared
+files, not paths, so it needs no shared file system, and starts kernels by forking a zygote
+that has already imported the heavy libraries (:mod:`nncourse.kernels`).
+
+A submission is done once its graded notebooks and a marker file are written; the marker
+holds a fingerprint of the submission and of the source, so grading again skips what is
+done and unchanged, and an interrupted run loses at most the submissions in flight.
+"""
+
+import fnmatch
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+import threading
+import time
+import warnings
+from concurrent import futures
+from dataclasses import dataclass
+
+import nbformat
+import sqlalchemy
+
+MARKER = ".nncourse-graded.json"
+# Everything a worker receives is held in memory and sent over the network: keep it bounded.
+MAX_SUBMISSION_BYTES = 200 * 2**20
+
+
+@dataclass
+class Outcome:
+    """What happened to one submission."""
+    problem_set: str
+    student: str
+    status: str  # "graded", "skipped" (done and unchanged) or "failed"
+    reason: str = ""
+    seconds: float = 0.0
+
+
+class GradingError(Exception):
+    """A submission could not be graded; the message is one line for the instructor."""
+
+
+# ---------------------------------------------------------------------------- worker side
+
+_zygote = None
+_zygote_lock = threading.Lock()
+
+
+def _init_local_worker(threads):
+    # Each kernel gets a fair share of the cores instead of all of them (oversubscription
+    # makes every kernel slower). Set before the zygote imports torch, which reads it.
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = str(threads)
+
+
+def _zygote_socket():
+    global _zygote
+    from .kernels import Zygote
+    with _zygote_lock:
+        if _zygote is None or _zygote.process.poll() is not None:
+            _zygote = Zygote()
+        return _zygote.socket_path
+
+
+def execute_submission(payload):
+    """Step 2, in a worker: runs the prepared notebooks and returns them (JSON text each).
+
+    Returns ``{"notebooks": {name: json}}`` or ``{"error": one line}``; never raises for a
+    problem of the submission, so a bad submission cannot take a worker down.
+    """
+    from nbgrader import utils
+    from .datasets import write_offline_datasets
+    from .kernels import ForkedKernelManager
+
+    config = payload["config"]
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="nncourse-grade-") as folder:
+        for relative, data in payload["files"].items():
+            path = os.path.join(folder, relative)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as out:
+                out.write(data)
+        config.ForkedKernelManager.zygote_socket = _zygote_socket()
+        environment = dict(NBGRADER_EXECUTION="autograde",
+                           NNCOURSE_DATA=write_offline_datasets(payload["data_dir"]))
+        executed = {}
+        for name in payload["notebooks"]:
+            notebook = nbformat.reads(payload["files"][name].decode(), as_version=4)
+            resources = {"metadata": {"path": folder}, "unique_key": name[:-len(".ipynb")],
+                         "nbgrader": {"student": payload["student"],
+                                      "assignment": payload["problem_set"],
+                                      "notebook": name[:-len(".ipynb")], "db_url": None}}
+            try:
+                with utils.setenv(**environment):
+                    for cls in payload["preprocessors"]:
+                        options = {}
+                        if cls.__name__ == "Execute":
+                            options["kernel_manager_class"] = ForkedKernelManager
+                        notebook, resources = cls(config=config, **options)(notebook, resources)
+            except Exception as exc:  # a kernel that died, a cell that never returned, ...
+                reason = str(exc).strip().splitlines()
+                return {"error": "%s: %s" % (name, reason[0] if reason else type(exc).__name__),
+                        "seconds": time.perf_counter() - started}
+            executed[name] = nbformat.writes(notebook)
+    return {"notebooks": executed, "seconds": time.perf_counter() - started}
+
+
+# ---------------------------------------------------------------------------- executors
+
+class LocalExecutor:
+    """Worker processes on this machine (spawned, so they share nothing with the grader)."""
+
+    def __init__(self, workers):
+        self.workers = workers
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        self.pool = futures.ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_local_worker, initargs=(threads,))
+
+    def submit(self, payload):
+        return self.pool.submit(execute_submission, payload)
+
+    def as_completed(self, pending):
+        return futures.as_completed(pending)
+
+    def close(self):
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor:
+    """The workers of a running Dask scheduler (``tcp://host:port``)."""
+
+    def __init__(self, address):
+        from distributed import Client
+        try:
+            self.client = Client(address, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise GradingError("cannot reach the Dask scheduler at %s (%s)" % (address, exc))
+        self.workers = max(1, len(self.client.scheduler_info()["workers"]))
+
+    def submit(self, payload):
+        return self.client.submit(execute_submission, payload, pure=False)
+
+    def as_completed(self, pending):
+        from distributed import as_completed
+        return as_completed(pending)
+
+    def close(self):
+        self.client.close()
+
+
+# ---------------------------------------------------------------------------- coordinator
+
+def _files_under(folder, ignore):
+    """Relative paths of the files under ``folder``, without nbgrader's ignored patterns."""
+    found = []
+    for directory, subdirs, files in os.walk(folder):
+        subdirs[:] = sorted(d for d in subdirs
+                            if not any(fnmatch.fnmatch(d, pattern) for pattern in ignore))
+        for name in sorted(files):
+            if not any(fnmatch.fnmatch(name, pattern) for pattern in ignore):
+                found.append(os.path.relpath(os.path.join(directory, name), folder))
+    return found
+
+
+class _LogLines(logging.Handler):
+    """Keeps the warnings and errors nbgrader logs while one submission is prepared."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def load_config(course):
+    """The course's nbgrader_config.py, with the gradebook the course was given."""
+    from traitlets.config.loader import PyFileConfigLoader
+    config = PyFileConfigLoader("nbgrader_config.py", path=course.root).load_config()
+    config.CourseDirectory.db_url = course.db_url
+    config.CourseDirectory.root = course.root
+    return config
+
+
+@dataclass
+class _Job:
+    problem_set: str
+    student: str
+    fingerprint: str
+
+
+class ClassGrader:
+    """Grades the submissions of problem sets; the gradebook is written by this process only."""
+
+    def __init__(self, course, executor, progress=None):
+        self.course = course
+        self.executor = executor
+        self.config = load_config(course)
+        self.progress = progress  # called with each Outcome as it is known
+        preprocessors = list(self.config.Autograde.autograde_preprocessors)
+        names = [cls.__name__ for cls in preprocessors]
+        if "SaveAutoGrades" not in names:
+            raise GradingError("nbgrader_config.py: Autograde.autograde_preprocessors has no "
+                               "SaveAutoGrades, so no grade would be recorded")
+        split = names.index("SaveAutoGrades")
+        self.execute_steps, self.record_steps = preprocessors[:split], preprocessors[split:]
+
+    @property
+    def db_url(self):
+        return self.config.CourseDirectory.db_url
+
+    def _coursedir(self, problem_set, student):
+        from nbgrader.coursedir import CourseDirectory
+        coursedir = CourseDirectory(config=self.config)
+        coursedir.assignment_id, coursedir.student_id = problem_set, student
+        return coursedir
+
+    def _autograded(self, problem_set, student):
+        return self.course.path("autograded", student, problem_set)
+
+    def fingerprint(self, problem_set, student):
+        """Changes when the submission, the source notebooks or their files change."""
+        digest = hashlib.sha256()
+        ignore = list(self._coursedir(problem_set, student).ignore) + [MARKER]
+        for root in (self.course.path("submitted", student, problem_set),
+                     self.course.path("source", problem_set)):
+            for relative in _files_under(root, ignore):
+                digest.update(relative.encode() + b"\0")
+                with open(os.path.join(root, relative), "rb") as data:
+                    digest.update(hashlib.sha256(data.read()).digest())
+        return digest.hexdigest()
+
+    def is_done(self, problem_set, student, fingerprint):
+        marker = os.path.join(self._autograded(problem_set, student), MARKER)
+        try:
+            with open(marker) as data:
+                return json.load(data).get("fingerprint") == fingerprint
+        except (OSError, ValueError):
+            return False
+
+    # step 1 ----------------------------------------------------------------------------
+    def prepare(self, problem_set, student):
+        """nbgrader's own first half of autograde; returns the payload for a worker."""
+        from nbgrader.converters import Autograde
+        from nbgrader.converters.base import BaseConverter
+
+        class Prepare(Autograde):
+            """Autograde up to the sanitized notebooks in autograded/ (nothing executed)."""
+
+            def convert_single_notebook(self, notebook_filename):
+                self._sanitizing = True
+                self._init_preprocessors()
+                BaseConverter.convert_single_notebook(self, notebook_filename)
+
+        destination = self._autograded(problem_set, student)
+        shutil.rmtree(destination, ignore_errors=True)  # graded again from scratch
+        converter = Prepare(coursedir=self._coursedir(problem_set, student), config=self.config)
+        captured = _LogLines()
+        converter.log.addHandler(captured)
+        propagate, converter.log.propagate = converter.log.propagate, False
+        try:
+            with warnings.catch_warnings():
+                # nbgrader's gradebook code trips SQLAlchemy's autoflush warnings
+                warnings.simplefilter("ignore", sqlalchemy.exc.SAWarning)
+                converter.start()
+        except Exception as exc:
+            errors = [line for line in captured.lines if "Traceback" not in line
+                      and not line.startswith(("There was an error", "Please see"))]
+            raise GradingError(errors[0] if errors else str(exc) or type(exc).__name__)
+        finally:
+            converter.log.removeHandler(captured)
+            converter.log.propagate = propagate
+        files, size = {}, 0
+        for relative in _files_under(destination, []):
+            with open(os.path.join(destination, relative), "rb") as data:
+                files[relative] = data.read()
+            size += len(files[relative])
+        if size > MAX_SUBMISSION_BYTES:
+            raise GradingError("the submission holds %d MB of files (at most %d MB are graded)"
+                               % (size >> 20, MAX_SUBMISSION_BYTES >> 20))
+        notebooks = sorted(name for name in files if "/" not in name and name.endswith(".ipynb"))
+        return {"problem_set": problem_set, "student": student, "files": files,
+                "notebooks": notebooks, "config": self.config,
+                "preprocessors": self.execute_steps, "data_dir": self.course.data_dir}
+
+    # step 3 ----------------------------------------------------------------------------
+    def record(self, problem_set, student, executed, fingerprint):
+        """Saves the scores (nbgrader's SaveAutoGrades and what follows) and the notebooks."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", sqlalchemy.exc.SAWarning)
+            self._record(problem_set, student, executed, fingerprint)
+
+    def _record(self, problem_set, student, executed, fingerprint):
+        destination = self._autograded(problem_set, student)
+        for name, text in sorted(executed.items()):
+            notebook = nbformat.reads(text, as_version=4)
+            resources = {"unique_key": name[:-len(".ipynb")],
+                         "nbgrader": {"student": student, "assignment": problem_set,
+                                      "notebook": name[:-len(".ipynb")], "db_url": self.db_url}}
+            for cls in self.record_steps:
+                notebook, resources = cls(config=self.config)(notebook, resources)
+            nbformat.write(notebook, os.path.join(destination, name))
+        from nbgrader.converters import Autograde
+        Autograde(coursedir=self._coursedir(problem_set, student),
+                  config=self.config).set_permissions(problem_set, student)
+        # written last: its presence says that everything above is complete
+        marker = os.path.join(destination, MARKER)
+        with open(marker + ".tmp", "w") as out:
+            json.dump({"fingerprint": fingerprint, "graded_at": time.time()}, out)
+        os.replace(marker + ".tmp", marker)
+
+    def _fail(self, problem_set, student):
+        shutil.rmtree(self._autograded(problem_set, student), ignore_errors=True)
+
+    # all of it ---------------------------------------------------------------------------
+    def grade(self, submissions, force=False):
+        """Grades ``(problem_set, student)`` pairs; returns an Outcome for each, in order."""
+        outcomes, jobs, pending = {}, {}, set()
+
+        def done(outcome):
+            outcomes[(outcome.problem_set, outcome.student)] = outcome
+            if self.progress:
+                self.progress(outcome)
+
+        try:
+            for problem_set, student in submissions:
+                fingerprint = self.fingerprint(problem_set, student)
+                if not force and self.is_done(problem_set, student, fingerprint):
+                    done(Outcome(problem_set, student, "skipped", "already graded"))
+                    continue
+                try:
+                    payload = self.prepare(problem_set, student)
+                except GradingError as error:
+                    self._fail(problem_set, student)
+                    done(Outcome(problem_set, student, "failed", str(error)))
+                    continue
+                future = self.executor.submit(payload)
+                jobs[future] = _Job(problem_set, student, fingerprint)
+                pending.add(future)
+            for future in self.executor.as_completed(list(pending)):
+                pending.discard(future)
+                job = jobs.pop(future)
+                try:
+                    result = future.result()
+                except Exception as exc:  # the worker itself died
+                    result = {"error": "the grading worker failed (%s)"
+                                       % (str(exc).splitlines() or [type(exc).__name__])[0]}
+                seconds = result.get("seconds", 0.0)
+                if "error" in result:
+                    self._fail(job.problem_set, job.student)
+                    done(Outcome(job.problem_set, job.student, "failed", result["error"],
+                                 seconds))
+                    continue
+                try:
+                    self.record(job.problem_set, job.student, result["notebooks"],
+                                job.fingerprint)
+                except Exception as exc:
+                    self._fail(job.problem_set, job.student)
+                    done(Outcome(job.problem_set, job.student, "failed",
+                                 "recording the grades failed: %s" % exc, seconds))
+                    continue
+                done(Outcome(job.problem_set, job.student, "graded", "", seconds))
+        finally:
+            for future in pending:
+                future.cancel()
+        return [outcomes[key] for key in submissions if key in outcomes]
