@@ -9,6 +9,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Exec
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nncourse.course import COURSE_ID  # noqa: E402
+from nncourse.grader import MARKER  # noqa: E402
 from nncourse.grading import ExpandChecks, JudgeChecks  # noqa: E402
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
@@ -16,6 +17,10 @@ c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 c.CourseDirectory.course_id = COURSE_ID
 c.CourseDirectory.solution_directory = "solutions"
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "gradebook.db")
+
+# nncourse grade marks a finished submission with a file (nncourse/grader.py) that nbgrader
+# must not copy on (to feedback/, for instance).
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", MARKER]
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"

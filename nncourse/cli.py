@@ -61,14 +61,21 @@ def _executor(args):
 def cmd_grade(course, args):
     if args.all == bool(args.problem_set):
         raise CourseError("name the problem sets to grade, or pass --all")
-    problem_sets = course.released() if args.all else args.problem_set
-    for problem_set in problem_sets:
-        course.require_released(problem_set)
     problems = []
 
     def problem(line):
         problems.append(line)
         print("error: " + line, file=sys.stderr)
+
+    problem_sets = course.released() if args.all else []
+    for problem_set in args.problem_set:
+        try:
+            course.require_released(problem_set)
+            problem_sets.append(problem_set)
+        except CourseError as error:
+            if len(args.problem_set) == 1:
+                raise
+            problem(str(error))  # the others are still graded
 
     submissions = []
     for problem_set in problem_sets:
@@ -102,6 +109,11 @@ def cmd_grade(course, args):
     try:
         outcomes = ClassGrader(course, executor, progress=progress).grade(
             submissions, force=args.force)
+    except KeyboardInterrupt:
+        progress.close()
+        print("interrupted: the grades written so far are kept; run the same command again "
+              "to grade the rest", file=sys.stderr)
+        return 130
     finally:
         progress.close()
         executor.close()
@@ -124,9 +136,10 @@ def _report(course, problem_set, graded):
     if not rows:
         return
     folder = course.path("reports")
-    report.write_problem_set_csv(course.db_url, problem_set,
+    parts = course.graded_parts(problem_set)
+    report.write_problem_set_csv(course.db_url, problem_set, parts,
                                  os.path.join(folder, problem_set + "-grades.csv"))
-    rates = report.pass_rates(course.db_url, problem_set)
+    rates = report.pass_rates(course.db_url, problem_set, parts)
     report.write_pass_rates(rates, os.path.join(folder, problem_set + "-pass-rates.csv"))
     report.plot_distribution(rows, problem_set,
                              os.path.join(folder, problem_set + "-distribution.png"))

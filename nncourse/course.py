@@ -79,6 +79,15 @@ class Course:
         folder = self.path("source", problem_set)
         return sorted(name for name in os.listdir(folder) if name.endswith(".ipynb"))
 
+    def graded_parts(self, problem_set):
+        """The grade_ids of a problem set's graded cells, in notebook order."""
+        parts = []
+        for name in self.notebook_names(problem_set):
+            notebook = nbformat.read(self.path("source", problem_set, name), as_version=4)
+            parts += [cell.metadata["nbgrader"]["grade_id"] for cell in notebook.cells
+                      if cell.metadata.get("nbgrader", {}).get("grade")]
+        return parts
+
     def students(self, problem_set):
         """Students with a submission folder for this problem set."""
         submitted = self.path("submitted")

@@ -62,12 +62,23 @@ class _Lines:
 
 # ---------------------------------------------------------------------------- zygote
 
+def _die_with_parent():
+    """Linux: this process is killed when its parent dies (a kernel when its zygote dies)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # elsewhere the kernel's own parent polling ends it
+
+
 def _become_kernel(request, fds, closing):
     """In the forked child: turn into an ipykernel as the launcher would have started it."""
     try:
         for item in closing:
             item.close()
         os.setsid()
+        _die_with_parent()
         for target, fd in zip((0, 1, 2), fds):
             os.dup2(fd, target)
             os.close(fd)
@@ -105,6 +116,8 @@ def _become_kernel(request, fds, closing):
 def serve(socket_path, preload):
     """The zygote: imports ``preload`` and forks a kernel for each launcher that connects."""
     os.environ.setdefault("MPLBACKEND", _INLINE_BACKEND)
+    # Ctrl-C in the grader's terminal is for the grader: it ends the zygote by closing stdin
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import importlib
     for module in preload:
         try:

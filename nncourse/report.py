@@ -53,10 +53,10 @@ def _write(path, fieldnames, rows):
         writer.writerows(rows)
 
 
-def write_problem_set_csv(db_url, problem_set, path):
-    """One row per student, one column per graded part (in notebook order), then the total."""
+def write_problem_set_csv(db_url, problem_set, parts, path):
+    """One row per student, one column per graded part (``parts``, in notebook order), then
+    the total."""
     table = submissions(db_url, problem_set)
-    parts = _part_order(db_url, problem_set)
     rows = []
     for student, scores in sorted(table.items()):
         score, maximum = _total(scores)
@@ -69,29 +69,26 @@ def write_problem_set_csv(db_url, problem_set, path):
 
 
 def write_class_csv(db_url, problem_sets, path):
-    """One row per student, one column per problem set (empty: not graded), then the total."""
-    totals = {}
+    """One row per student, one column per graded problem set (empty: no submission), then
+    the total."""
+    totals, graded = {}, []
     for problem_set in problem_sets:
-        for student, parts in submissions(db_url, problem_set).items():
+        table = submissions(db_url, problem_set)
+        graded += [problem_set] if table else []
+        for student, parts in table.items():
             totals.setdefault(student, {})[problem_set] = round(_total(parts)[0], 2)
     rows = [{"student": student, **scores, "total": round(sum(scores.values()), 2)}
             for student, scores in sorted(totals.items())]
-    _write(path, ["student", *problem_sets, "total"], rows)
+    _write(path, ["student", *graded, "total"], rows)
     return rows
 
 
-def _part_order(db_url, problem_set):
-    with Gradebook(db_url, COURSE_ID) as gradebook:
-        assignment = gradebook.find_assignment(problem_set)
-        cells = [cell for notebook in assignment.notebooks for cell in notebook.grade_cells]
-        return [cell.name for cell in sorted(cells, key=lambda c: (c.notebook.name, c.id))]
-
-
-def pass_rates(db_url, problem_set):
-    """Per automatically graded part: how many students earned its full points."""
+def pass_rates(db_url, problem_set, parts):
+    """Per automatically graded part (``parts`` in order): how many students earned its full
+    points."""
     table = submissions(db_url, problem_set)
     rows = []
-    for part in _part_order(db_url, problem_set):
+    for part in parts:
         scores = [parts[part] for parts in table.values() if part in parts]
         auto = [(score, top) for score, top, pending in scores if not pending]
         if not auto or len(auto) < len(scores):  # graded by hand: no pass rate to report

@@ -1,0 +1,292 @@
+"""Grading a whole class with `nncourse grade`: parallel, resumable, on Dask, with reports."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from nncourse.course import COURSE_ID, Course
+from nncourse.grader import MARKER
+from tests.catalogue import ps1 as catalogue
+from tests.conftest import run, source_notebook
+from tests.test_grading import expected_points, submit
+
+MUTANTS = {m.name: m for m in catalogue.MUTANTS}
+CLASS = {
+    "full": [],
+    "blank": None,
+    "equivalent": list(catalogue.EQUIVALENT),
+    "mutant-bias": MUTANTS["bias gradient averaged instead of summed"].edits,
+    "mutant-ce": MUTANTS["cross-entropy gradient without the max shift"].edits,
+}
+
+
+def make_class(tmp_path_factory, name, students=CLASS):
+    from tests.conftest import course as make_course
+    course = make_course.__wrapped__(tmp_path_factory.mktemp(name))
+    for student in students:
+        submit(course, student, CLASS[student])
+    return course
+
+
+def grade(course, *args, **kwargs):
+    return run(["nncourse", "--course", str(course), "grade", *args], cwd=course, **kwargs)
+
+
+def gradebook_snapshot(course):
+    """Every recorded grade and comment, by (student, notebook, cell)."""
+    snapshot = {}
+    with Gradebook(Course(str(course)).db_url, COURSE_ID) as gradebook:
+        for submission in gradebook.assignment_submissions("ps1"):
+            for notebook in submission.notebooks:
+                for grade_ in notebook.grades:
+                    snapshot[(submission.student_id, notebook.name, grade_.name)] = (
+                        grade_.auto_score, grade_.manual_score, grade_.needs_manual_grade)
+                for comment in notebook.comments:
+                    snapshot[(submission.student_id, notebook.name, comment.name, "comment")] = (
+                        comment.auto_comment, comment.manual_comment)
+    return snapshot
+
+
+def markers(course):
+    return {student: json.loads((course / "autograded" / student / "ps1" / MARKER).read_text())
+            for student in os.listdir(course / "autograded")
+            if (course / "autograded" / student / "ps1" / MARKER).exists()}
+
+
+def expected_total(student):
+    points, by_check = expected_points(None)
+    if CLASS[student] is None:
+        return 0.0
+    mutant = next((m for m in catalogue.MUTANTS if m.edits == CLASS[student]), None)
+    lost = {by_check[name] for name in mutant.breaks} if mutant else set()
+    return sum(value for cell, value in points.items() if cell not in lost)
+
+
+@pytest.fixture(scope="module")
+def parallel(tmp_path_factory):
+    course = make_class(tmp_path_factory, "parallel")
+    result = grade(course, "ps1", "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    assert "with 2 workers" in result.stdout
+    return course, gradebook_snapshot(course)
+
+
+def test_every_student_gets_the_points_of_their_work(parallel):
+    course, _ = parallel
+    rows = {r["student"]: r["score"] for r in
+            __import__("nncourse.report", fromlist=["x"]).grade_table(
+                Course(str(course)).db_url, "ps1")}
+    assert rows == {student: expected_total(student) for student in CLASS}
+
+
+def test_sequential_and_parallel_grading_give_identical_gradebooks(parallel, tmp_path_factory):
+    _, snapshot = parallel
+    course = make_class(tmp_path_factory, "sequential")
+    result = grade(course, "ps1", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert gradebook_snapshot(course) == snapshot
+
+
+def test_grading_again_keeps_what_is_done_and_regrading_gives_identical_scores(parallel):
+    course, snapshot = parallel
+    before = markers(course)
+    again = grade(course, "ps1")
+    assert again.returncode == 0, again.stderr
+    assert "graded 0, already graded 5, failed 0" in again.stdout
+    assert markers(course) == before and gradebook_snapshot(course) == snapshot
+    forced = grade(course, "ps1", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "graded 5, already graded 0" in forced.stdout
+    assert gradebook_snapshot(course) == snapshot
+
+
+def test_a_changed_submission_is_graded_again(parallel, tmp_path):
+    course, snapshot = parallel
+    notebook = course / "submitted" / "blank" / "ps1" / "ps1.ipynb"
+    original = notebook.read_text()
+    try:
+        shutil.copy(course / "submitted" / "full" / "ps1" / "ps1.ipynb", notebook)
+        result = grade(course, "ps1")
+        assert "graded 1, already graded 4" in result.stdout, result.stdout + result.stderr
+        changed = gradebook_snapshot(course)
+        assert {k: v for k, v in changed.items() if k[0] == "blank"} == {
+            ("blank",) + k[1:]: v for k, v in snapshot.items() if k[0] == "full"}
+    finally:
+        notebook.write_text(original)
+        assert grade(course, "ps1").returncode == 0
+    assert gradebook_snapshot(course) == snapshot
+
+
+def _zygotes():
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return sum("nncourse.kernels zygote" in line for line in out.splitlines())
+
+
+def test_a_killed_run_loses_nothing_and_the_next_run_grades_only_the_rest(
+        parallel, tmp_path_factory):
+    _, snapshot = parallel
+    students = ["full", "blank", "mutant-bias", "mutant-ce"]
+    course = make_class(tmp_path_factory, "killed", students)
+    zygotes_before = _zygotes()
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    process = subprocess.Popen(
+        ["nncourse", "--course", str(course), "grade", "ps1", "--workers", "1"], cwd=course,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        start_new_session=True)
+    graded = 0
+    for line in process.stdout:
+        graded += ": graded in" in line
+        if graded == 2:
+            break
+    os.killpg(process.pid, signal.SIGKILL)  # the grader, its workers and their zygotes
+    process.wait()
+    done = markers(course)
+    assert len(done) == 2
+    for _ in range(100):  # the kernels die with their zygote
+        if _zygotes() <= zygotes_before:
+            break
+        time.sleep(0.1)
+    assert _zygotes() <= zygotes_before
+
+    result = grade(course, "ps1", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert "graded 2, already graded 2, failed 0" in result.stdout
+    for student, marker in done.items():
+        assert markers(course)[student] == marker  # not graded a second time
+    assert gradebook_snapshot(course) == {k: v for k, v in snapshot.items() if k[0] in students}
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A Dask scheduler and two workers, separate processes on 127.0.0.1."""
+    port = _free_port()
+    address = "tcp://127.0.0.1:%d" % port
+    bin_dir = os.path.dirname(sys.executable)
+    logs = open(tmp_path / "dask.log", "w")
+    processes = [subprocess.Popen([os.path.join(bin_dir, "dask"), "scheduler", "--host",
+                                   "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                                  stdout=logs, stderr=logs, cwd=tmp_path)]
+    for _ in range(2):
+        processes.append(subprocess.Popen(
+            [os.path.join(bin_dir, "dask"), "worker", address, "--nthreads", "1",
+             "--no-dashboard", "--local-directory", str(tmp_path)],
+            stdout=logs, stderr=logs, cwd=tmp_path))
+    from distributed import Client
+    with Client(address, timeout="60s") as client:
+        client.wait_for_workers(2, timeout=120)
+    yield address
+    for process in processes[::-1]:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    logs.close()
+
+
+def test_grading_through_a_dask_scheduler_and_two_workers(parallel, tmp_path_factory,
+                                                          dask_cluster):
+    _, snapshot = parallel
+    students = ["full", "blank", "mutant-bias"]
+    course = make_class(tmp_path_factory, "dask", students)
+    result = grade(course, "ps1", "--scheduler", dask_cluster)
+    assert result.returncode == 0, result.stderr
+    assert "with 2 workers on " + dask_cluster in result.stdout
+    assert gradebook_snapshot(course) == {k: v for k, v in snapshot.items() if k[0] in students}
+
+
+def test_an_unreachable_scheduler_is_a_one_line_error(parallel):
+    course, _ = parallel
+    result = grade(course, "ps1", "--scheduler", "tcp://127.0.0.1:%d" % _free_port(),
+                   "--force", timeout=120)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: cannot reach the Dask scheduler")
+
+
+def test_each_bad_input_gets_one_line_and_the_rest_of_the_class_is_graded(tmp_path_factory):
+    course = make_class(tmp_path_factory, "bad", ["full"])
+    release = course / "release" / "ps1" / "ps1.ipynb"
+    for student in ("wrongname", "corrupt", "extra", "missing"):
+        (course / "submitted" / student / "ps1").mkdir(parents=True)
+    shutil.copy(course / "submitted" / "full" / "ps1" / "ps1.ipynb",
+                course / "submitted" / "wrongname" / "ps1" / "PS1 final.ipynb")
+    (course / "submitted" / "corrupt" / "ps1" / "ps1.ipynb").write_text('{"cells": [')
+    shutil.copy(course / "submitted" / "full" / "ps1" / "ps1.ipynb",
+                course / "submitted" / "extra" / "ps1" / "ps1.ipynb")
+    shutil.copy(release, course / "submitted" / "extra" / "ps1" / "scratch.ipynb")
+    shutil.copytree(course / "source" / "ps3", course / "source" / "ps4")  # never released
+    os.rename(course / "source" / "ps4" / "ps3.ipynb", course / "source" / "ps4" / "ps4.ipynb")
+
+    args = ["ps1", "ps4"] + [x for s in ("full", "wrongname", "corrupt", "extra", "missing",
+                                          "zed") for x in ("--student", s)]
+    result = grade(course, *args)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    notes = [line for line in lines if line.startswith("note: ")]
+    assert len(errors) == 5 and len(notes) == 1, result.stderr
+    expected = {"ps4": "never released", "wrongname": "rename it to ps1.ipynb",
+                "corrupt": "not a readable notebook", "missing": "missing notebook",
+                "zed": "no submission"}
+    for word, words in expected.items():
+        assert any(word in line and words in line for line in errors), (word, errors)
+    assert "extra" in notes[0] and "scratch.ipynb" in notes[0]
+    rows = {r["student"]: r["score"] for r in
+            __import__("nncourse.report", fromlist=["x"]).grade_table(
+                Course(str(course)).db_url, "ps1")}
+    assert rows == {"full": expected_total("full"), "extra": expected_total("full")}
+
+
+def test_reports_csv_pass_rates_plot_and_feedback(parallel):
+    course, snapshot = parallel
+    import csv
+    with open(course / "reports" / "grades.csv") as data:
+        rows = list(csv.DictReader(data))
+    assert list(rows[0]) == ["student", "ps1", "total"]
+    assert {r["student"]: float(r["total"]) for r in rows} == {
+        s: expected_total(s) for s in CLASS}
+
+    parts = [cell.metadata.nbgrader["grade_id"] for cell in source_notebook("ps1").cells
+             if cell.metadata.get("nbgrader", {}).get("grade")]
+    with open(course / "reports" / "ps1-grades.csv") as data:
+        header = next(csv.reader(data))
+    assert header == ["student", *parts, "total", "max_score", "needs_manual_grading"]
+
+    with open(course / "reports" / "ps1-pass-rates.csv") as data:
+        rates = {r["part"]: r for r in csv.DictReader(data)}
+    points, _ = expected_points(None)
+    assert set(rates) == set(points)  # automatically graded parts only
+    for part, row in rates.items():
+        scores = [v[0] for k, v in snapshot.items() if len(k) == 3 and k[2] == part]
+        assert int(row["passed"]) == sum(score == points[part] for score in scores)
+        assert int(row["students"]) == len(CLASS)
+
+    import matplotlib.image
+    image = matplotlib.image.imread(course / "reports" / "ps1-distribution.png")
+    assert image.shape[0] > 100 and image.shape[1] > 100
+
+    for student in CLASS:
+        html = (course / "feedback" / student / "ps1" / "ps1.html").read_text()
+        for leak in ("HIDDEN TESTS", "run_check", "nncourse"):
+            assert leak not in html, (student, leak)
+    html = (course / "feedback" / "mutant-ce" / "ps1" / "ps1.html").read_text()
+    assert "overflow encountered in exp" in html  # the failed hidden check's message
+    assert not (course / "feedback" / "full" / "ps1" / MARKER).exists()
