@@ -1,0 +1,78 @@
+"""Scratch courses for the benchmarks: the same ps1 submissions graded by stock nbgrader and
+by nncourse. Run from the repository root (the mutants come from tests/catalogue)."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import nbformat
+
+from nncourse import samples
+from nncourse.course import ROOT
+from nncourse.datasets import write_offline_datasets
+
+sys.path.insert(0, ROOT)
+from tests.catalogue import ps1 as catalogue  # noqa: E402
+
+
+def write_course(folder, stock):
+    """source/, release/ and the config; ``stock`` drops nncourse's autograde preprocessors,
+    so the hidden checks run and are judged in the student's kernel as nbgrader does it."""
+    for name in ("source", "release"):
+        shutil.copytree(os.path.join(ROOT, name), os.path.join(folder, name))
+    config = open(os.path.join(ROOT, "nbgrader_config.py")).read()
+    if stock:
+        config = re.sub(r"c\.Autograde\.autograde_preprocessors = \[.*?\]\n", "", config,
+                        flags=re.S)
+    with open(os.path.join(folder, "nbgrader_config.py"), "w") as out:
+        out.write(config)
+    nbgrader(folder, "generate_assignment", "ps1", "--force",
+             "--CourseDirectory.release_directory=" + os.path.join(folder, "unused"))
+
+
+def mixed_class(count):
+    """``count`` students: half correct (the reference or a rewrite), a third with one
+    mistake from the catalogue, the rest blank."""
+    mutants = [m for m in catalogue.MUTANTS]
+    students = {}
+    for number in range(count):
+        kind = number % 6
+        if kind in (0, 1, 2):
+            edits = [] if kind != 2 else list(catalogue.EQUIVALENT)
+        elif kind in (3, 4):
+            edits = mutants[(number * 7) % len(mutants)].edits
+        else:
+            edits = None
+        students["student%03d" % number] = edits
+    return students
+
+
+def submit_class(folder, students):
+    release = nbformat.read(os.path.join(folder, "release", "ps1", "ps1.ipynb"), 4)
+    source = nbformat.read(os.path.join(folder, "source", "ps1", "ps1.ipynb"), 4)
+    for student, edits in students.items():
+        path = os.path.join(folder, "submitted", student, "ps1")
+        os.makedirs(path)
+        notebook = release if edits is None else samples.filled_notebook(release, source, edits)
+        samples.write(notebook, os.path.join(path, "ps1.ipynb"))
+
+
+def environment(folder):
+    return dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+                NNCOURSE_DATA=write_offline_datasets(os.path.join(folder, "data")))
+
+
+def nbgrader(folder, *args):
+    subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=folder, check=True,
+                   env=environment(folder), capture_output=True)
+
+
+def nncourse(folder, *args):
+    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "nncourse"),
+                             "--course", folder, *args], cwd=folder, env=environment(folder),
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit("nncourse %s failed:\n%s" % (" ".join(args), result.stderr))
+    return result
