@@ -43,8 +43,9 @@ class Progress:
                       "failed": "FAILED"}[outcome.status]
             print("[%d/%d] %s %s: %s" % (self.count, self.total, outcome.problem_set,
                                          outcome.student, detail), flush=True)
-        if outcome.status == "failed":
-            message = "error: %s %s: %s" % (outcome.problem_set, outcome.student, outcome.reason)
+        if outcome.reason:
+            message = "%s: %s %s: %s" % ("error" if outcome.status == "failed" else "note",
+                                         outcome.problem_set, outcome.student, outcome.reason)
             (self.bar.write if self.bar is not None else print)(message, file=sys.stderr)
 
     def close(self):
@@ -97,9 +98,6 @@ def cmd_grade(course, args):
             return 1
         raise CourseError("nothing to grade: no submissions of %s under submitted/"
                           % ", ".join(problem_sets))
-    for problem_set in sorted({ps for ps, _ in submissions}):
-        course.register(problem_set)
-
     started = time.perf_counter()
     executor = _executor(args)
     print("grading %d submissions with %d workers%s" % (
@@ -107,8 +105,10 @@ def cmd_grade(course, args):
         flush=True)
     progress = Progress(len(submissions))
     try:
-        outcomes = ClassGrader(course, executor, progress=progress).grade(
-            submissions, force=args.force)
+        grader = ClassGrader(course, executor, progress=progress)
+        for problem_set in sorted({ps for ps, _ in submissions}):
+            grader.register(problem_set)
+        outcomes = grader.grade(submissions, force=args.force)
     except KeyboardInterrupt:
         progress.close()
         print("interrupted: the grades written so far are kept; run the same command again "
@@ -120,8 +120,7 @@ def cmd_grade(course, args):
     elapsed = time.perf_counter() - started
 
     for problem_set in problem_sets:
-        _report(course, problem_set, [o.student for o in outcomes
-                                      if o.problem_set == problem_set and o.status == "graded"])
+        _report(course, problem_set)
     path = course.path("reports", "grades.csv")
     report.write_class_csv(course.db_url, course.released(), path)
     counts = {status: sum(o.status == status for o in outcomes)
@@ -131,7 +130,7 @@ def cmd_grade(course, args):
     return 1 if problems or counts["failed"] else 0
 
 
-def _report(course, problem_set, graded):
+def _report(course, problem_set):
     rows = report.grade_table(course.db_url, problem_set)
     if not rows:
         return
@@ -143,7 +142,6 @@ def _report(course, problem_set, graded):
     report.write_pass_rates(rates, os.path.join(folder, problem_set + "-pass-rates.csv"))
     report.plot_distribution(rows, problem_set,
                              os.path.join(folder, problem_set + "-distribution.png"))
-    course.generate_feedback(problem_set, graded)
     print("\n%s\n%s" % (problem_set, report.format_table(rows)))
     if rates:
         print("parts the fewest students passed:\n" + report.format_pass_rates(rates))

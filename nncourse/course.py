@@ -3,10 +3,8 @@
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 
 import nbformat
 
@@ -115,19 +113,6 @@ class Course:
         self.require_problem_set(problem_set)
         self.nbgrader("generate_assignment", problem_set, "--force", *self._db_option())
         self.nbgrader("generate_solution", problem_set, "--force", *self._db_option())
-
-    def register(self, problem_set):
-        """Records the problem set's cells in the gradebook without touching release/."""
-        with tempfile.TemporaryDirectory() as scratch:
-            self.nbgrader("generate_assignment", problem_set, "--force",
-                          "--CourseDirectory.release_directory=" + scratch, *self._db_option())
-
-    def generate_feedback(self, problem_set, students):
-        """HTML feedback for these students from their graded notebooks (rewritten)."""
-        for student in students:
-            shutil.rmtree(self.path("feedback", student, problem_set), ignore_errors=True)
-        if students:  # nbgrader writes what is missing, so only these students
-            self.nbgrader("generate_feedback", problem_set, *self._db_option())
 
     def check_submissions(self, problem_set, students):
         """Splits students into those ready to grade and one line per problem found.

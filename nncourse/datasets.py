@@ -30,8 +30,11 @@ def _write_idx(path, array):
     # IDX: two zero bytes, the type code 0x08 (unsigned byte), the number of dimensions,
     # then each dimension as a big-endian int32, then the data.
     header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">i4").tobytes()
-    with open(path, "wb") as out:
+    # written aside and renamed: several grading workers may write the same file at once
+    partial = "%s.%d.partial" % (path, os.getpid())
+    with open(partial, "wb") as out:
         out.write(header + np.ascontiguousarray(array, np.uint8).tobytes())
+    os.replace(partial, path)
 
 
 @functools.lru_cache(maxsize=1)

@@ -22,6 +22,7 @@ holds a fingerprint of the submission and of the source, so grading again skips 
 done and unchanged, and an interrupted run loses at most the submissions in flight.
 """
 
+import copy
 import fnmatch
 import hashlib
 import json
@@ -39,6 +40,8 @@ from dataclasses import dataclass
 import nbformat
 import sqlalchemy
 
+from .datasets import write_offline_datasets
+
 MARKER = ".nncourse-graded.json"
 # Everything a worker receives is held in memory and sent over the network: keep it bounded.
 MAX_SUBMISSION_BYTES = 200 * 2**20
@@ -50,7 +53,7 @@ class Outcome:
     problem_set: str
     student: str
     status: str  # "graded", "skipped" (done and unchanged) or "failed"
-    reason: str = ""
+    reason: str = ""  # why it failed; for the others, a problem with its feedback
     seconds: float = 0.0
 
 
@@ -87,7 +90,7 @@ def execute_submission(payload):
     problem of the submission, so a bad submission cannot take a worker down.
     """
     from nbgrader import utils
-    from .datasets import write_offline_datasets
+    from nbgrader.preprocessors import Execute
     from .kernels import ForkedKernelManager
 
     config = payload["config"]
@@ -111,9 +114,8 @@ def execute_submission(payload):
             try:
                 with utils.setenv(**environment):
                     for cls in payload["preprocessors"]:
-                        options = {}
-                        if cls.__name__ == "Execute":
-                            options["kernel_manager_class"] = ForkedKernelManager
+                        options = ({"kernel_manager_class": ForkedKernelManager}
+                                   if issubclass(cls, Execute) else {})
                         notebook, resources = cls(config=config, **options)(notebook, resources)
             except Exception as exc:  # a kernel that died, a cell that never returned, ...
                 reason = str(exc).strip().splitlines()
@@ -223,16 +225,59 @@ class ClassGrader:
                                "SaveAutoGrades, so no grade would be recorded")
         split = names.index("SaveAutoGrades")
         self.execute_steps, self.record_steps = preprocessors[:split], preprocessors[split:]
+        write_offline_datasets(course.data_dir)  # once here, rather than by each worker
 
     @property
     def db_url(self):
         return self.config.CourseDirectory.db_url
 
-    def _coursedir(self, problem_set, student):
+    def _coursedir(self, problem_set, student, config=None):
         from nbgrader.coursedir import CourseDirectory
-        coursedir = CourseDirectory(config=self.config)
+        coursedir = CourseDirectory(config=config or self.config)
         coursedir.assignment_id, coursedir.student_id = problem_set, student
         return coursedir
+
+    def _run_converter(self, cls, problem_set, student, **settings):
+        """Runs an nbgrader converter in this process; its errors become one GradingError.
+
+        Each converter gets its own copy of the configuration, which nbgrader's converters
+        change while they set themselves up.
+        """
+        config = copy.deepcopy(self.config)
+        for section, values in settings.items():
+            config[section].update(values)
+        converter = cls(coursedir=self._coursedir(problem_set, student, config), config=config)
+        captured = _LogLines()
+        converter.log.addHandler(captured)
+        propagate, converter.log.propagate = converter.log.propagate, False
+        try:
+            with warnings.catch_warnings():
+                # nbgrader's gradebook code trips SQLAlchemy's autoflush warnings
+                warnings.simplefilter("ignore", sqlalchemy.exc.SAWarning)
+                converter.start()
+        except Exception as exc:
+            errors = [line for line in captured.lines if "Traceback" not in line
+                      and not line.startswith(("There was an error", "Please see"))]
+            raise GradingError(errors[0] if errors else str(exc) or type(exc).__name__)
+        finally:
+            converter.log.removeHandler(captured)
+            converter.log.propagate = propagate
+        return converter
+
+    def register(self, problem_set):
+        """Records the problem set's cells in the gradebook (nbgrader generate_assignment,
+        into a scratch folder: release/ is left as it is)."""
+        from nbgrader.converters import GenerateAssignment
+        with tempfile.TemporaryDirectory() as scratch:
+            self._run_converter(GenerateAssignment, problem_set, ".",
+                                CourseDirectory={"release_directory": scratch},
+                                BaseConverter={"force": True})
+
+    def feedback(self, problem_set, student):
+        """nbgrader's HTML feedback for one graded submission, written anew."""
+        from nbgrader.converters import GenerateFeedback
+        shutil.rmtree(self.course.path("feedback", student, problem_set), ignore_errors=True)
+        self._run_converter(GenerateFeedback, problem_set, student)
 
     def _autograded(self, problem_set, student):
         return self.course.path("autograded", student, problem_set)
@@ -273,22 +318,7 @@ class ClassGrader:
 
         destination = self._autograded(problem_set, student)
         shutil.rmtree(destination, ignore_errors=True)  # graded again from scratch
-        converter = Prepare(coursedir=self._coursedir(problem_set, student), config=self.config)
-        captured = _LogLines()
-        converter.log.addHandler(captured)
-        propagate, converter.log.propagate = converter.log.propagate, False
-        try:
-            with warnings.catch_warnings():
-                # nbgrader's gradebook code trips SQLAlchemy's autoflush warnings
-                warnings.simplefilter("ignore", sqlalchemy.exc.SAWarning)
-                converter.start()
-        except Exception as exc:
-            errors = [line for line in captured.lines if "Traceback" not in line
-                      and not line.startswith(("There was an error", "Please see"))]
-            raise GradingError(errors[0] if errors else str(exc) or type(exc).__name__)
-        finally:
-            converter.log.removeHandler(captured)
-            converter.log.propagate = propagate
+        self._run_converter(Prepare, problem_set, student)
         files, size = {}, 0
         for relative in _files_under(destination, []):
             with open(os.path.join(destination, relative), "rb") as data:
@@ -328,6 +358,14 @@ class ClassGrader:
             json.dump({"fingerprint": fingerprint, "graded_at": time.time()}, out)
         os.replace(marker + ".tmp", marker)
 
+    def _feedback_problem(self, problem_set, student):
+        """Writes the feedback; returns "" or why there is none (the grades stand)."""
+        try:
+            self.feedback(problem_set, student)
+        except GradingError as error:
+            return "no feedback written: %s" % error
+        return ""
+
     def _fail(self, problem_set, student):
         shutil.rmtree(self._autograded(problem_set, student), ignore_errors=True)
 
@@ -345,7 +383,10 @@ class ClassGrader:
             for problem_set, student in submissions:
                 fingerprint = self.fingerprint(problem_set, student)
                 if not force and self.is_done(problem_set, student, fingerprint):
-                    done(Outcome(problem_set, student, "skipped", "already graded"))
+                    reason = ""
+                    if not os.path.isdir(self.course.path("feedback", student, problem_set)):
+                        reason = self._feedback_problem(problem_set, student)
+                    done(Outcome(problem_set, student, "skipped", reason))
                     continue
                 try:
                     payload = self.prepare(problem_set, student)
@@ -378,7 +419,8 @@ class ClassGrader:
                     done(Outcome(job.problem_set, job.student, "failed",
                                  "recording the grades failed: %s" % exc, seconds))
                     continue
-                done(Outcome(job.problem_set, job.student, "graded", "", seconds))
+                done(Outcome(job.problem_set, job.student, "graded",
+                             self._feedback_problem(job.problem_set, job.student), seconds))
         finally:
             for future in pending:
                 future.cancel()
