@@ -58,7 +58,7 @@ def breakdown(scratch, runs):
     """One reference submission: kernel start (fresh and forked), the import cell, the rest
     of the notebook, in a kernel; and the notebook's code as a plain Python script."""
     import subprocess
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
     from traitlets.config import Config
     from nncourse.kernels import ForkedKernelManager, Zygote
@@ -69,11 +69,17 @@ def breakdown(scratch, runs):
     env = environment(scratch)
     env["NBGRADER_EXECUTION"] = "autograde"
     os.environ.update(NBGRADER_EXECUTION="autograde", NNCOURSE_DATA=env["NNCOURSE_DATA"])
+    class FreshKernelManager(AsyncKernelManager):  # nbgrader's, without its startup warnings
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            kw.setdefault("stderr", subprocess.DEVNULL)
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+
     zygote = Zygote()
     config = Config()
     config.ForkedKernelManager.zygote_socket = zygote.socket_path
     figures = {}
-    for label, manager in (("fresh kernel", KernelManager), ("forked kernel", ForkedKernelManager)):
+    for label, manager in (("fresh kernel", FreshKernelManager),
+                            ("forked kernel", ForkedKernelManager)):
         for _ in range(runs):
             notebook = nbformat.from_dict(filled)
             client = NotebookClient(notebook, timeout=120, allow_errors=True, record_timing=True,

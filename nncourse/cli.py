@@ -111,12 +111,16 @@ def cmd_grade(course, args):
         outcomes = grader.grade(submissions, force=args.force)
     except KeyboardInterrupt:
         progress.close()
+        executor.close(abort=True)
         print("interrupted: the grades written so far are kept; run the same command again "
               "to grade the rest", file=sys.stderr)
         return 130
-    finally:
+    except BaseException:
         progress.close()
-        executor.close()
+        executor.close(abort=True)
+        raise
+    progress.close()
+    executor.close()
     elapsed = time.perf_counter() - started
 
     for problem_set in problem_sets:

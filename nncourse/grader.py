@@ -30,6 +30,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -68,6 +69,8 @@ _zygote_lock = threading.Lock()
 
 
 def _init_local_worker(threads):
+    # Ctrl-C in the terminal is the coordinator's to handle: it stops the workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Each kernel gets a fair share of the cores instead of all of them (oversubscription
     # makes every kernel slower). Set before the zygote imports torch, which reads it.
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -143,8 +146,11 @@ class LocalExecutor:
     def as_completed(self, pending):
         return futures.as_completed(pending)
 
-    def close(self):
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, abort=False):
+        if abort:  # interrupted: the submissions in flight are dropped (they are not recorded)
+            for process in list(self.pool._processes.values()):
+                process.terminate()  # its zygote, and with it the kernels, follow
+        self.pool.shutdown(wait=not abort, cancel_futures=True)
 
 
 class DaskExecutor:
@@ -165,8 +171,8 @@ class DaskExecutor:
         from distributed import as_completed
         return as_completed(pending)
 
-    def close(self):
-        self.client.close()
+    def close(self, abort=False):
+        self.client.close()  # the scheduler forgets the tasks of a closed client
 
 
 # ---------------------------------------------------------------------------- coordinator

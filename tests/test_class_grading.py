@@ -13,6 +13,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from nncourse import report
 from nncourse.course import COURSE_ID, Course
 from nncourse.grader import MARKER
 from tests.catalogue import ps1 as catalogue
@@ -62,6 +63,11 @@ def markers(course):
             if (course / "autograded" / student / "ps1" / MARKER).exists()}
 
 
+def scores(course):
+    return {row["student"]: row["score"]
+            for row in report.grade_table(Course(str(course)).db_url, "ps1")}
+
+
 def expected_total(student):
     points, by_check = expected_points(None)
     if CLASS[student] is None:
@@ -82,10 +88,7 @@ def parallel(tmp_path_factory):
 
 def test_every_student_gets_the_points_of_their_work(parallel):
     course, _ = parallel
-    rows = {r["student"]: r["score"] for r in
-            __import__("nncourse.report", fromlist=["x"]).grade_table(
-                Course(str(course)).db_url, "ps1")}
-    assert rows == {student: expected_total(student) for student in CLASS}
+    assert scores(course) == {student: expected_total(student) for student in CLASS}
 
 
 def test_sequential_and_parallel_grading_give_identical_gradebooks(parallel, tmp_path_factory):
@@ -99,7 +102,7 @@ def test_sequential_and_parallel_grading_give_identical_gradebooks(parallel, tmp
 def test_grading_again_keeps_what_is_done_and_regrading_gives_identical_scores(parallel):
     course, snapshot = parallel
     before = markers(course)
-    again = grade(course, "ps1")
+    again = grade(course, "--all")
     assert again.returncode == 0, again.stderr
     assert "graded 0, already graded 5, failed 0" in again.stdout
     assert markers(course) == before and gradebook_snapshot(course) == snapshot
@@ -211,6 +214,17 @@ def test_grading_through_a_dask_scheduler_and_two_workers(parallel, tmp_path_fac
     assert gradebook_snapshot(course) == {k: v for k, v in snapshot.items() if k[0] in students}
 
 
+def test_a_gradebook_given_by_url_receives_the_grades(tmp_path_factory):
+    course = make_class(tmp_path_factory, "database", ["mutant-bias"])
+    url = "sqlite:///" + str(course / "elsewhere.db")
+    result = grade(course, "ps1", "--db", url)
+    assert result.returncode == 0, result.stderr
+    assert not (course / "gradebook.db").exists()
+    rows = report.grade_table(url, "ps1")
+    assert [(r["student"], r["score"]) for r in rows] == [
+        ("mutant-bias", expected_total("mutant-bias"))]
+
+
 def test_an_unreachable_scheduler_is_a_one_line_error(parallel):
     course, _ = parallel
     result = grade(course, "ps1", "--scheduler", "tcp://127.0.0.1:%d" % _free_port(),
@@ -249,10 +263,7 @@ def test_each_bad_input_gets_one_line_and_the_rest_of_the_class_is_graded(tmp_pa
     for word, words in expected.items():
         assert any(word in line and words in line for line in errors), (word, errors)
     assert "extra" in notes[0] and "scratch.ipynb" in notes[0]
-    rows = {r["student"]: r["score"] for r in
-            __import__("nncourse.report", fromlist=["x"]).grade_table(
-                Course(str(course)).db_url, "ps1")}
-    assert rows == {"full": expected_total("full"), "extra": expected_total("full")}
+    assert scores(course) == {"full": expected_total("full"), "extra": expected_total("full")}
 
 
 def test_reports_csv_pass_rates_plot_and_feedback(parallel):
