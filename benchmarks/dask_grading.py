@@ -26,11 +26,9 @@ def start_cluster(folder):
     log = open(os.path.join(folder, "dask.log"), "w")
     processes = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                    "--no-dashboard"], stdout=log, stderr=log, cwd=folder)]
-    # two workers on this machine: one core each for their kernels (docs/grading.md)
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     processes += [subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-dashboard",
                                     "--local-directory", folder], stdout=log, stderr=log,
-                                   cwd=folder, env=env) for _ in range(2)]
+                                   cwd=folder) for _ in range(2)]
     from distributed import Client
     with Client(address, timeout="60s") as client:
         client.wait_for_workers(2, timeout=120)

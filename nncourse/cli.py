@@ -204,6 +204,12 @@ def cmd_data(course, args):
     return 0
 
 
+def _positive(text):
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError("expected a whole number of at least 1, got %r" % text)
+    return int(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="nncourse", description=__doc__)
     parser.add_argument("--course", default=None, help="course folder (default: this checkout)")
@@ -219,7 +225,7 @@ def main(argv=None):
     grade.add_argument("--student", action="append", help="grade only this student (repeatable)")
     grade.add_argument("--force", action="store_true",
                        help="grade again what is already graded and unchanged")
-    grade.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    grade.add_argument("--workers", type=_positive, help="worker processes (default: one per core)")
     grade.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                        help="grade on the workers of this Dask scheduler instead")
     grade.add_argument("--db", metavar="URL", help="gradebook database URL "

@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -82,7 +83,10 @@ def _zygote_socket():
     from .kernels import Zygote
     with _zygote_lock:
         if _zygote is None or _zygote.process.poll() is not None:
-            _zygote = Zygote()
+            # A Dask nanny sets this for its worker; inherited by the kernels it makes their
+            # NumPy code much slower (glibc gives memory back to the system at every free).
+            env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+            _zygote = Zygote(env=env)
         return _zygote.socket_path
 
 
@@ -197,7 +201,16 @@ class _LogLines(logging.Handler):
         self.lines = []
 
     def emit(self, record):
-        self.lines.append(record.getMessage())
+        self.lines.append((record.levelno, record.getMessage()))
+
+    def reason(self):
+        """The most specific error logged (nbgrader ends with generic ones)."""
+        generic = ("There was an error", "Please see", "Traceback", "Removing failed")
+        for level in (logging.ERROR, logging.WARNING):
+            for levelno, line in self.lines:
+                if levelno >= level and not line.startswith(generic):
+                    return line.strip().splitlines()[0]
+        return None
 
 
 def load_config(course):
@@ -232,6 +245,10 @@ class ClassGrader:
         split = names.index("SaveAutoGrades")
         self.execute_steps, self.record_steps = preprocessors[:split], preprocessors[split:]
         write_offline_datasets(course.data_dir)  # once here, rather than by each worker
+        # nbgrader runs its environment's `alembic` program when it creates a gradebook
+        bin_dir = os.path.dirname(sys.executable)
+        if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
     @property
     def db_url(self):
@@ -262,9 +279,7 @@ class ClassGrader:
                 warnings.simplefilter("ignore", sqlalchemy.exc.SAWarning)
                 converter.start()
         except Exception as exc:
-            errors = [line for line in captured.lines if "Traceback" not in line
-                      and not line.startswith(("There was an error", "Please see"))]
-            raise GradingError(errors[0] if errors else str(exc) or type(exc).__name__)
+            raise GradingError(captured.reason() or str(exc) or type(exc).__name__)
         finally:
             converter.log.removeHandler(captured)
             converter.log.propagate = propagate
@@ -300,7 +315,21 @@ class ClassGrader:
                     digest.update(hashlib.sha256(data.read()).digest())
         return digest.hexdigest()
 
+    def _recorded(self, problem_sets):
+        """(problem set, student) pairs with a submission in the gradebook."""
+        from nbgrader.api import Gradebook, MissingEntry
+        pairs = set()
+        with Gradebook(self.db_url, self.config.CourseDirectory.course_id) as gradebook:
+            for problem_set in problem_sets:
+                try:
+                    pairs |= {(problem_set, submission.student_id) for submission
+                              in gradebook.assignment_submissions(problem_set)}
+                except MissingEntry:
+                    pass
+        return pairs
+
     def is_done(self, problem_set, student, fingerprint):
+        """Graded before from the same files (the gradebook is checked by the caller)."""
         marker = os.path.join(self._autograded(problem_set, student), MARKER)
         try:
             with open(marker) as data:
@@ -385,10 +414,13 @@ class ClassGrader:
             if self.progress:
                 self.progress(outcome)
 
+        # a marker counts only if its grades are in this gradebook (not a new or another one)
+        recorded = self._recorded({problem_set for problem_set, _ in submissions})
         try:
             for problem_set, student in submissions:
                 fingerprint = self.fingerprint(problem_set, student)
-                if not force and self.is_done(problem_set, student, fingerprint):
+                if (not force and (problem_set, student) in recorded
+                        and self.is_done(problem_set, student, fingerprint)):
                     reason = ""
                     if not os.path.isdir(self.course.path("feedback", student, problem_set)):
                         reason = self._feedback_problem(problem_set, student)
