@@ -21,6 +21,7 @@ from tests.conftest import run, source_notebook
 from tests.test_grading import expected_points, submit
 
 MUTANTS = {m.name: m for m in catalogue.MUTANTS}
+SUBMITTED = "2026-10-02 17:45:12.000000 UTC"
 CLASS = {
     "full": [],
     "blank": None,
@@ -35,6 +36,8 @@ def make_class(tmp_path_factory, name, students=CLASS):
     course = make_course.__wrapped__(tmp_path_factory.mktemp(name))
     for student in students:
         submit(course, student, CLASS[student])
+    if "mutant-bias" in students:  # as nbgrader collect leaves it: the time of submission
+        (course / "submitted" / "mutant-bias" / "ps1" / "timestamp.txt").write_text(SUBMITTED)
     return course
 
 
@@ -47,6 +50,7 @@ def gradebook_snapshot(course):
     snapshot = {}
     with Gradebook(Course(str(course)).db_url, COURSE_ID) as gradebook:
         for submission in gradebook.assignment_submissions("ps1"):
+            snapshot[(submission.student_id, "submitted at")] = str(submission.timestamp)
             for notebook in submission.notebooks:
                 for grade_ in notebook.grades:
                     snapshot[(submission.student_id, notebook.name, grade_.name)] = (
@@ -89,6 +93,12 @@ def parallel(tmp_path_factory):
 def test_every_student_gets_the_points_of_their_work(parallel):
     course, _ = parallel
     assert scores(course) == {student: expected_total(student) for student in CLASS}
+
+
+def test_the_submission_time_is_recorded_as_nbgrader_records_it(parallel):
+    _, snapshot = parallel
+    assert snapshot[("mutant-bias", "submitted at")] == "2026-10-02 17:45:12"
+    assert snapshot[("full", "submitted at")] == "None"
 
 
 def test_sequential_and_parallel_grading_give_identical_gradebooks(parallel, tmp_path_factory):
