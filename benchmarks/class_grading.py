@@ -138,6 +138,7 @@ def main():
         print("  throughput ratio nncourse / stock with feedback:   %.2fx"
               % ((stock + stock_feedback) / ours))
         print("  nncourse's summary: " + output.strip().splitlines()[-1])
+        core_seconds = ours * os.cpu_count() / n
         figures = breakdown(os.path.join(scratch, "stock"), args.runs)
     print("\none reference submission, medians of %d runs (seconds):" % args.runs)
     for label in ("fresh kernel", "forked kernel"):
@@ -146,6 +147,9 @@ def main():
                                               if kind == label))
     print("  the notebook's code as a plain Python script (interpreter start included): %.2f"
           % figures[("plain python", "total")])
+    print("nncourse grade used %.2f core-seconds per submission of the class (a mix with blanks),"
+          " everything included; a reference submission's forked kernel alone takes %.2f"
+          % (core_seconds, figures[("forked kernel", "total")]))
 
 
 if __name__ == "__main__":

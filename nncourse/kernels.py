@@ -62,7 +62,7 @@ class _Lines:
 
 # ---------------------------------------------------------------------------- zygote
 
-def _die_with_parent():
+def _die_with_parent(parent):
     """Linux: this process is killed when its parent dies (a kernel when its zygote dies)."""
     try:
         import ctypes
@@ -70,15 +70,17 @@ def _die_with_parent():
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass  # elsewhere the kernel's own parent polling ends it
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
 
 
-def _become_kernel(request, fds, closing):
+def _become_kernel(request, fds, closing, zygote):
     """In the forked child: turn into an ipykernel as the launcher would have started it."""
     try:
         for item in closing:
             item.close()
         os.setsid()
-        _die_with_parent()
+        _die_with_parent(zygote)
         for target, fd in zip((0, 1, 2), fds):
             os.dup2(fd, target)
             os.close(fd)
@@ -108,8 +110,11 @@ def _become_kernel(request, fds, closing):
         import traceback
         traceback.print_exc()
         code = 1
-    finally:
-        sys.stdout.flush() if sys.stdout else None
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001 (streams already gone: nothing left to say)
+        pass
     os._exit(code)
 
 
@@ -137,6 +142,7 @@ def serve(socket_path, preload):
     selector.register(sys.stdin, selectors.EVENT_READ, "owner")
     children = {}  # connection -> kernel pid
     readers = {}
+    killed = set()  # kernels killed and not yet reaped
     print("ready", flush=True)
 
     def forget(conn, kill):
@@ -146,6 +152,7 @@ def serve(socket_path, preload):
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+            killed.add(pid)
         readers.pop(conn, None)
         selector.unregister(conn)
         conn.close()
@@ -173,9 +180,10 @@ def serve(socket_path, preload):
                             os.close(fd)
                         forget(conn, kill=False)
                         continue
+                    zygote = os.getpid()
                     pid = os.fork()
                     if pid == 0:
-                        _become_kernel(messages[0], fds, [listener, *readers])
+                        _become_kernel(messages[0], fds, [listener, *readers], zygote)
                     for fd in fds:
                         os.close(fd)
                     children[conn] = pid
@@ -190,6 +198,12 @@ def serve(socket_path, preload):
                         os.killpg(children[conn], message["signal"])
                     except (ProcessLookupError, KeyError):
                         pass
+        for pid in list(killed):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    killed.discard(pid)
+            except ChildProcessError:
+                killed.discard(pid)
         # report kernels that exited to their launchers
         for conn, pid in list(children.items()):
             try:

@@ -1,0 +1,119 @@
+"""Kernels forked from the zygote behave like freshly started ones."""
+
+import os
+import signal
+import time
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_notebook
+from traitlets.config import Config
+
+from nncourse.kernels import ForkedKernelManager, Zygote
+
+
+@pytest.fixture(scope="module")
+def zygote():
+    zygote = Zygote()
+    yield zygote
+    zygote.close()
+
+
+def run(zygote, cells, tmp_path, timeout=60, manager=ForkedKernelManager):
+    config = Config()
+    config.ForkedKernelManager.zygote_socket = zygote.socket_path
+    notebook = new_notebook(cells=[new_code_cell(source) for source in cells])
+    client = NotebookClient(notebook, timeout=timeout, allow_errors=True, config=config,
+                            kernel_manager_class=manager,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    return notebook
+
+
+def outputs(notebook):
+    return [[{k: v for k, v in output.items() if k not in ("execution_count", "metadata")}
+             for output in cell.outputs] for cell in notebook.cells]
+
+
+CELLS = [
+    "import os, sys\nprint('out'); print('err', file=sys.stderr)",
+    "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3]); plt.show()",
+    "import numpy as np, torch\nfloat(np.ones(3).sum() + torch.ones(2).sum())",
+    "open('model.txt', 'w').write('saved'); open('model.txt').read()",
+    "os.environ['NNCOURSE_TEST_VALUE'], os.path.basename(os.getcwd())",
+    "1 / 0",
+    "'still running'",
+]
+
+
+def test_a_forked_kernel_gives_the_outputs_of_a_fresh_kernel(zygote, tmp_path, monkeypatch):
+    from jupyter_client.manager import AsyncKernelManager
+    monkeypatch.setenv("NNCOURSE_TEST_VALUE", "from the grader")
+    for kind in ("fresh", "forked"):
+        (tmp_path / kind / "work").mkdir(parents=True)
+    fresh = run(zygote, CELLS, tmp_path / "fresh" / "work", manager=AsyncKernelManager)
+    forked = run(zygote, CELLS, tmp_path / "forked" / "work")
+    assert outputs(forked) == outputs(fresh)
+    kinds = [[o.get("output_type") for o in cell] for cell in outputs(forked)]
+    assert kinds[0] == ["stream", "stream"] and "image/png" in forked.cells[1].outputs[0].data
+    assert forked.cells[4].outputs[0].data["text/plain"] == "('from the grader', 'work')"
+    assert kinds[5] == ["error"] and kinds[6] == ["execute_result"]
+
+
+def test_a_cell_past_its_time_is_interrupted_and_the_kernel_goes_on(zygote, tmp_path):
+    from nbgrader.preprocessors import Execute
+    notebook = new_notebook(cells=[new_code_cell("import time\ntime.sleep(60)"),
+                                   new_code_cell("'alive'")])
+    config = Config()
+    config.ForkedKernelManager.zygote_socket = zygote.socket_path
+    execute = Execute(config=config, timeout=2, kernel_manager_class=ForkedKernelManager)
+    start = time.perf_counter()
+    notebook, _ = execute.preprocess(notebook, {"metadata": {"path": str(tmp_path)}})
+    assert time.perf_counter() - start < 30
+    assert notebook.cells[0].outputs[-1].ename in ("CellTimeoutError", "KeyboardInterrupt")
+    assert notebook.cells[1].outputs[0].data["text/plain"] == "'alive'"
+
+
+def test_each_kernel_starts_from_fresh_random_state(zygote, tmp_path):
+    draws = [run(zygote, ["import numpy as np, random\n(np.random.rand(), random.random())"],
+                 tmp_path).cells[0].outputs[0].data["text/plain"] for _ in range(2)]
+    assert draws[0] != draws[1]
+
+
+def test_killing_the_launcher_kills_the_kernel(zygote, tmp_path):
+    import asyncio
+    config = Config()
+    config.ForkedKernelManager.zygote_socket = zygote.socket_path
+
+    async def start_and_kill():
+        manager = ForkedKernelManager(config=config)
+        await manager.start_kernel(cwd=str(tmp_path))
+        client = manager.client()
+        client.start_channels()
+        await client.wait_for_ready(timeout=30)
+        reply = await client.execute_interactive("import os; print(os.getpid())", timeout=30,
+                                                 output_hook=lambda msg: pids.append(msg))
+        assert reply["content"]["status"] == "ok"
+        client.stop_channels()
+        os.kill(manager.provisioner.process.pid, signal.SIGKILL)  # the launcher
+        await manager.provisioner.wait()
+
+    pids = []
+    asyncio.run(start_and_kill())
+    kernel = int(next(m for m in pids if m["msg_type"] == "stream")["content"]["text"])
+    for _ in range(100):
+        try:
+            os.kill(kernel, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the kernel outlived its launcher")
+
+
+def test_the_zygote_ends_with_its_owner(tmp_path):
+    zygote = Zygote()
+    process = zygote.process
+    zygote.close()
+    assert process.poll() is not None and not os.path.exists(zygote.socket_path)
