@@ -109,13 +109,15 @@ def plot_distribution(rows, problem_set, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     percents = [row["percent"] for row in rows]
     figure, axes = plt.subplots(figsize=(6, 3.5))
     axes.hist(percents, bins=[10 * i for i in range(11)], color="#4878a8", edgecolor="white")
     axes.set_xlim(0, 100)
-    axes.set_xlabel("score (% of the points graded automatically and by hand)")
+    axes.set_xlabel("score (% of the maximum; answers not yet graded by hand count 0)")
     axes.set_ylabel("students")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     mean = sum(percents) / len(percents) if percents else 0.0
     axes.set_title("%s: %d students, mean %.1f%%" % (problem_set, len(percents), mean))
     figure.tight_layout()
