@@ -142,7 +142,8 @@ def _report(course, problem_set):
     parts = course.graded_parts(problem_set)
     report.write_problem_set_csv(course.db_url, problem_set, parts,
                                  os.path.join(folder, problem_set + "-grades.csv"))
-    rates = report.pass_rates(course.db_url, problem_set, parts)
+    rates = report.pass_rates(course.db_url, problem_set,
+                              course.graded_parts(problem_set, automatic_only=True))
     report.write_pass_rates(rates, os.path.join(folder, problem_set + "-pass-rates.csv"))
     report.plot_distribution(rows, problem_set,
                              os.path.join(folder, problem_set + "-distribution.png"))

@@ -77,13 +77,17 @@ class Course:
         folder = self.path("source", problem_set)
         return sorted(name for name in os.listdir(folder) if name.endswith(".ipynb"))
 
-    def graded_parts(self, problem_set):
-        """The grade_ids of a problem set's graded cells, in notebook order."""
+    def graded_parts(self, problem_set, automatic_only=False):
+        """The grade_ids of a problem set's graded cells, in notebook order (with
+        ``automatic_only``, its test cells: not the answers graded by hand)."""
         parts = []
         for name in self.notebook_names(problem_set):
             notebook = nbformat.read(self.path("source", problem_set, name), as_version=4)
-            parts += [cell.metadata["nbgrader"]["grade_id"] for cell in notebook.cells
-                      if cell.metadata.get("nbgrader", {}).get("grade")]
+            for cell in notebook.cells:
+                meta = cell.metadata.get("nbgrader", {})
+                by_hand = meta.get("solution") or cell.cell_type != "code"
+                if meta.get("grade") and not (automatic_only and by_hand):
+                    parts.append(meta["grade_id"])
         return parts
 
     def students(self, problem_set):

@@ -84,19 +84,19 @@ def write_class_csv(db_url, problem_sets, path):
 
 
 def pass_rates(db_url, problem_set, parts):
-    """Per automatically graded part (``parts`` in order): how many students earned its full
-    points."""
+    """Per part (``parts``: the automatically graded ones, in order): how many students
+    earned its full points. A score still waiting for a grader is left out."""
     table = submissions(db_url, problem_set)
     rows = []
     for part in parts:
-        scores = [parts[part] for parts in table.values() if part in parts]
-        auto = [(score, top) for score, top, pending in scores if not pending]
-        if not auto or len(auto) < len(scores):  # graded by hand: no pass rate to report
+        scored = [(score, top) for grades in table.values() if part in grades
+                  for score, top, pending in [grades[part]] if not pending]
+        if not scored:
             continue
-        passed = sum(score >= top for score, top in auto)
-        rows.append({"part": part, "points": auto[0][1], "students": len(auto),
-                     "passed": passed, "pass_rate": round(passed / len(auto), 3),
-                     "mean_score": round(sum(score for score, _ in auto) / len(auto), 2)})
+        passed = sum(score >= top for score, top in scored)
+        rows.append({"part": part, "points": scored[0][1], "students": len(scored),
+                     "passed": passed, "pass_rate": round(passed / len(scored), 3),
+                     "mean_score": round(sum(score for score, _ in scored) / len(scored), 2)})
     return rows
 
 
