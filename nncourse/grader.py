@@ -129,7 +129,28 @@ def execute_submission(payload):
                 return {"error": "%s: %s" % (name, reason[0] if reason else type(exc).__name__),
                         "seconds": time.perf_counter() - started}
             executed[name] = nbformat.writes(notebook)
-    return {"notebooks": executed, "seconds": time.perf_counter() - started}
+        written = _written_files(folder, payload["files"], set(payload["notebooks"]))
+    return {"notebooks": executed, "files": written, "seconds": time.perf_counter() - started}
+
+
+def _written_files(folder, before, notebooks):
+    """Files the notebooks created or changed in their folder (nbgrader leaves them in
+    autograded/, so the instructor sees them too), up to MAX_SUBMISSION_BYTES in all."""
+    written, size = {}, 0
+    for relative in _files_under(folder, []):
+        if relative in notebooks:
+            continue
+        path = os.path.join(folder, relative)
+        if not os.path.isfile(path) or os.path.islink(path):
+            continue
+        size += os.path.getsize(path)
+        if size > MAX_SUBMISSION_BYTES:
+            break  # a runaway notebook: what it wrote beyond this is not kept
+        with open(path, "rb") as data:
+            content = data.read()
+        if before.get(relative) != content:
+            written[relative] = content
+    return written
 
 
 # ---------------------------------------------------------------------------- executors
@@ -368,14 +389,20 @@ class ClassGrader:
                 "preprocessors": self.execute_steps, "data_dir": self.course.data_dir}
 
     # step 3 ----------------------------------------------------------------------------
-    def record(self, problem_set, student, executed, fingerprint):
-        """Saves the scores (nbgrader's SaveAutoGrades and what follows) and the notebooks."""
+    def record(self, problem_set, student, executed, fingerprint, written=None):
+        """Saves the scores (nbgrader's SaveAutoGrades and what follows), the notebooks and
+        the files they wrote."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", sqlalchemy.exc.SAWarning)
-            self._record(problem_set, student, executed, fingerprint)
+            self._record(problem_set, student, executed, fingerprint, written or {})
 
-    def _record(self, problem_set, student, executed, fingerprint):
+    def _record(self, problem_set, student, executed, fingerprint, written):
         destination = self._autograded(problem_set, student)
+        for relative, content in written.items():
+            path = os.path.join(destination, relative)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as out:
+                out.write(content)
         for name, text in sorted(executed.items()):
             notebook = nbformat.reads(text, as_version=4)
             resources = {"unique_key": name[:-len(".ipynb")],
@@ -451,7 +478,7 @@ class ClassGrader:
                     continue
                 try:
                     self.record(job.problem_set, job.student, result["notebooks"],
-                                job.fingerprint)
+                                job.fingerprint, result.get("files"))
                 except Exception as exc:
                     self._fail(job.problem_set, job.student)
                     done(Outcome(job.problem_set, job.student, "failed",

@@ -251,6 +251,11 @@ def test_an_unreachable_scheduler_is_a_one_line_error(parallel):
 
 def test_each_bad_input_gets_one_line_and_the_rest_of_the_class_is_graded(tmp_path_factory):
     course = make_class(tmp_path_factory, "bad", ["full"])
+    # an honest student whose code saves a file, which is kept in autograded/ as nbgrader does
+    submit(course, "writer", [("linear_solution", "return input_array @ self.W + self.b",
+                               "with open('notes.txt', 'w') as out:\n"
+                               "            out.write('saved')\n"
+                               "        return input_array @ self.W + self.b")])
     release = course / "release" / "ps1" / "ps1.ipynb"
     for student in ("wrongname", "corrupt", "extra", "missing"):
         (course / "submitted" / student / "ps1").mkdir(parents=True)
@@ -263,8 +268,8 @@ def test_each_bad_input_gets_one_line_and_the_rest_of_the_class_is_graded(tmp_pa
     shutil.copytree(course / "source" / "ps3", course / "source" / "ps4")  # never released
     os.rename(course / "source" / "ps4" / "ps3.ipynb", course / "source" / "ps4" / "ps4.ipynb")
 
-    args = ["ps1", "ps4"] + [x for s in ("full", "wrongname", "corrupt", "extra", "missing",
-                                          "zed") for x in ("--student", s)]
+    args = ["ps1", "ps4"] + [x for s in ("full", "writer", "wrongname", "corrupt", "extra",
+                                          "missing", "zed") for x in ("--student", s)]
     result = grade(course, *args)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -278,7 +283,9 @@ def test_each_bad_input_gets_one_line_and_the_rest_of_the_class_is_graded(tmp_pa
     for word, words in expected.items():
         assert any(word in line and words in line for line in errors), (word, errors)
     assert "extra" in notes[0] and "scratch.ipynb" in notes[0]
-    assert scores(course) == {"full": expected_total("full"), "extra": expected_total("full")}
+    assert scores(course) == {student: expected_total("full")
+                              for student in ("full", "extra", "writer")}
+    assert (course / "autograded" / "writer" / "ps1" / "notes.txt").read_text() == "saved"
 
 
 def test_reports_csv_pass_rates_plot_and_feedback(parallel):
