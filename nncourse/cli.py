@@ -26,6 +26,7 @@ class Progress:
 
     def __init__(self, total):
         self.total, self.failed, self.count = total, 0, 0
+        self.started = time.perf_counter()
         self.bar = None
         if sys.stderr.isatty() and total:
             from tqdm import tqdm
@@ -41,12 +42,21 @@ class Progress:
             detail = {"graded": "graded in %.1f s" % outcome.seconds,
                       "skipped": "already graded, unchanged",
                       "failed": "FAILED"}[outcome.status]
-            print("[%d/%d] %s %s: %s" % (self.count, self.total, outcome.problem_set,
-                                         outcome.student, detail), flush=True)
+            print("[%d/%d] %s %s: %s%s" % (self.count, self.total, outcome.problem_set,
+                                           outcome.student, detail, self._time_left()),
+                  flush=True)
         if outcome.reason:
             message = "%s: %s %s: %s" % ("error" if outcome.status == "failed" else "note",
                                          outcome.problem_set, outcome.student, outcome.reason)
             (self.bar.write if self.bar is not None else print)(message, file=sys.stderr)
+
+    def _time_left(self):
+        left = self.total - self.count
+        if not left:
+            return ""
+        seconds = (time.perf_counter() - self.started) / self.count * left
+        return " (about %s left)" % ("%d min" % round(seconds / 60) if seconds >= 90
+                                     else "%d s" % round(seconds))
 
     def close(self):
         if self.bar is not None:
