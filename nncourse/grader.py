@@ -265,6 +265,9 @@ class ClassGrader:
                                "SaveAutoGrades, so no grade would be recorded")
         split = names.index("SaveAutoGrades")
         self.execute_steps, self.record_steps = preprocessors[:split], preprocessors[split:]
+        from nbgrader.coursedir import CourseDirectory
+        self._ignore = list(CourseDirectory(config=self.config).ignore) + [MARKER]
+        self._source_digests = {}
         write_offline_datasets(course.data_dir)  # once here, rather than by each worker
         # nbgrader runs its environment's `alembic` program when it creates a gradebook
         bin_dir = os.path.dirname(sys.executable)
@@ -275,22 +278,23 @@ class ClassGrader:
     def db_url(self):
         return self.config.CourseDirectory.db_url
 
-    def _coursedir(self, problem_set, student, config=None):
+    def _coursedir(self, problem_set, student, config):
         from nbgrader.coursedir import CourseDirectory
-        coursedir = CourseDirectory(config=config or self.config)
+        coursedir = CourseDirectory(config=config)
         coursedir.assignment_id, coursedir.student_id = problem_set, student
         return coursedir
 
-    def _run_converter(self, cls, problem_set, student, **settings):
-        """Runs an nbgrader converter in this process; its errors become one GradingError.
-
-        Each converter gets its own copy of the configuration, which nbgrader's converters
-        change while they set themselves up.
-        """
+    def _converter(self, cls, problem_set, student, **settings):
+        """An nbgrader converter for one submission, on its own copy of the configuration
+        (nbgrader's converters change it while they set themselves up)."""
         config = copy.deepcopy(self.config)
         for section, values in settings.items():
             config[section].update(values)
-        converter = cls(coursedir=self._coursedir(problem_set, student, config), config=config)
+        return cls(coursedir=self._coursedir(problem_set, student, config), config=config)
+
+    def _run_converter(self, cls, problem_set, student, **settings):
+        """Runs an nbgrader converter in this process; its errors become one GradingError."""
+        converter = self._converter(cls, problem_set, student, **settings)
         captured = _LogLines()
         converter.log.addHandler(captured)
         propagate, converter.log.propagate = converter.log.propagate, False
@@ -324,17 +328,22 @@ class ClassGrader:
     def _autograded(self, problem_set, student):
         return self.course.path("autograded", student, problem_set)
 
+    def _folder_digest(self, folder):
+        digest = hashlib.sha256()
+        for relative in _files_under(folder, self._ignore):
+            digest.update(relative.encode() + b"\0")
+            with open(os.path.join(folder, relative), "rb") as data:
+                digest.update(hashlib.sha256(data.read()).digest())
+        return digest.digest()
+
     def fingerprint(self, problem_set, student):
         """Changes when the submission, the source notebooks or their files change."""
-        digest = hashlib.sha256()
-        ignore = list(self._coursedir(problem_set, student).ignore) + [MARKER]
-        for root in (self.course.path("submitted", student, problem_set),
-                     self.course.path("source", problem_set)):
-            for relative in _files_under(root, ignore):
-                digest.update(relative.encode() + b"\0")
-                with open(os.path.join(root, relative), "rb") as data:
-                    digest.update(hashlib.sha256(data.read()).digest())
-        return digest.hexdigest()
+        if problem_set not in self._source_digests:  # the same for every student
+            self._source_digests[problem_set] = self._folder_digest(
+                self.course.path("source", problem_set))
+        return hashlib.sha256(
+            self._folder_digest(self.course.path("submitted", student, problem_set))
+            + self._source_digests[problem_set]).hexdigest()
 
     def _recorded(self, problem_sets):
         """(problem set, student) pairs with a submission in the gradebook."""
@@ -412,8 +421,7 @@ class ClassGrader:
                 notebook, resources = cls(config=self.config)(notebook, resources)
             nbformat.write(notebook, os.path.join(destination, name))
         from nbgrader.converters import Autograde
-        Autograde(coursedir=self._coursedir(problem_set, student),
-                  config=self.config).set_permissions(problem_set, student)
+        self._converter(Autograde, problem_set, student).set_permissions(problem_set, student)
         # written last: its presence says that everything above is complete
         marker = os.path.join(destination, MARKER)
         with open(marker + ".tmp", "w") as out:
@@ -442,7 +450,7 @@ class ClassGrader:
                 self.progress(outcome)
 
         # a marker counts only if its grades are in this gradebook (not a new or another one)
-        recorded = self._recorded({problem_set for problem_set, _ in submissions})
+        recorded = set() if force else self._recorded({ps for ps, _ in submissions})
         try:
             for problem_set, student in submissions:
                 fingerprint = self.fingerprint(problem_set, student)
