@@ -133,10 +133,11 @@ def cmd_grade(course, args):
     executor.close()
     elapsed = time.perf_counter() - started
 
+    tables = {ps: report.submissions(course.db_url, ps) for ps in course.released()}
     for problem_set in problem_sets:
-        _report(course, problem_set)
+        _report(course, problem_set, tables[problem_set])
     path = course.path("reports", "grades.csv")
-    report.write_class_csv(course.db_url, course.released(), path)
+    report.write_class_csv(tables, path)
     counts = {status: sum(o.status == status for o in outcomes)
               for status in ("graded", "skipped", "failed")}
     print("graded %(graded)d, already graded %(skipped)d, failed %(failed)d" % counts
@@ -144,16 +145,14 @@ def cmd_grade(course, args):
     return 1 if problems or counts["failed"] else 0
 
 
-def _report(course, problem_set):
-    rows = report.grade_table(course.db_url, problem_set)
+def _report(course, problem_set, table):
+    rows = report.grade_rows(table)
     if not rows:
         return
     folder = course.path("reports")
     parts = course.graded_parts(problem_set)
-    report.write_problem_set_csv(course.db_url, problem_set, parts,
-                                 os.path.join(folder, problem_set + "-grades.csv"))
-    rates = report.pass_rates(course.db_url, problem_set,
-                              course.graded_parts(problem_set, automatic_only=True))
+    report.write_problem_set_csv(table, parts, os.path.join(folder, problem_set + "-grades.csv"))
+    rates = report.pass_rates(table, course.graded_parts(problem_set, automatic_only=True))
     report.write_pass_rates(rates, os.path.join(folder, problem_set + "-pass-rates.csv"))
     report.plot_distribution(rows, problem_set,
                              os.path.join(folder, problem_set + "-distribution.png"))

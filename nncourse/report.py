@@ -36,8 +36,13 @@ def _total(parts):
 
 def grade_table(db_url, problem_set):
     """One row per graded submission: points, the maximum without bonus, manual work left."""
+    return grade_rows(submissions(db_url, problem_set))
+
+
+def grade_rows(table):
+    """:func:`grade_table` from a problem set's :func:`submissions`."""
     rows = []
-    for student, parts in sorted(submissions(db_url, problem_set).items()):
+    for student, parts in sorted(table.items()):
         score, maximum = _total(parts)
         rows.append({"student": student, "score": round(score, 2), "max_score": round(maximum, 2),
                      "percent": round(100 * score / maximum, 1) if maximum else 0.0,
@@ -53,10 +58,9 @@ def _write(path, fieldnames, rows):
         writer.writerows(rows)
 
 
-def write_problem_set_csv(db_url, problem_set, parts, path):
-    """One row per student, one column per graded part (``parts``, in notebook order), then
-    the total."""
-    table = submissions(db_url, problem_set)
+def write_problem_set_csv(table, parts, path):
+    """From a problem set's :func:`submissions`: one row per student, one column per graded
+    part (``parts``, in notebook order), then the total."""
     rows = []
     for student, scores in sorted(table.items()):
         score, maximum = _total(scores)
@@ -68,12 +72,11 @@ def write_problem_set_csv(db_url, problem_set, parts, path):
     _write(path, ["student", *parts, "total", "max_score", "needs_manual_grading"], rows)
 
 
-def write_class_csv(db_url, problem_sets, path):
-    """One row per student, one column per graded problem set (empty: no submission), then
-    the total."""
+def write_class_csv(tables, path):
+    """From ``{problem set: its submissions()}``: one row per student, one column per graded
+    problem set (empty: no submission), then the total."""
     totals, graded = {}, []
-    for problem_set in problem_sets:
-        table = submissions(db_url, problem_set)
+    for problem_set, table in tables.items():
         graded += [problem_set] if table else []
         for student, parts in table.items():
             totals.setdefault(student, {})[problem_set] = round(_total(parts)[0], 2)
@@ -83,10 +86,10 @@ def write_class_csv(db_url, problem_sets, path):
     return rows
 
 
-def pass_rates(db_url, problem_set, parts):
-    """Per part (``parts``: the automatically graded ones, in order): how many students
-    earned its full points. A score still waiting for a grader is left out."""
-    table = submissions(db_url, problem_set)
+def pass_rates(table, parts):
+    """From a problem set's :func:`submissions`, per part (``parts``: the automatically graded
+    ones, in order): how many students earned its full points. A score still waiting for a
+    grader is left out."""
     rows = []
     for part in parts:
         scored = [(score, top) for grades in table.values() if part in grades
