@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -244,11 +245,8 @@ class Zygote:
                 self.process.kill()
                 self.process.wait()
         self.process.stdout.close()
-        try:
-            os.unlink(self.socket_path)
-        except FileNotFoundError:
-            pass
-        os.rmdir(self.folder)
+        # the socket, and the Unix sockets of kernels killed before they could remove them
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- launcher
@@ -284,13 +282,30 @@ def launch(socket_path, argv):
 # ---------------------------------------------------------------------------- kernel manager
 
 def _kernel_manager_class():
+    import uuid
+
     from jupyter_client.manager import AsyncKernelManager
-    from traitlets import Unicode
+    from traitlets import Unicode, default
 
     class ForkedKernelManager(AsyncKernelManager):
         """Starts Python kernels by forking the zygote listening on ``zygote_socket``."""
 
         zygote_socket = Unicode("", help="Unix socket of a running zygote").tag(config=True)
+
+        # Kernels talk over Unix sockets in the zygote's private folder, not over TCP: the
+        # client picks free TCP ports and closes them before the kernel binds them, and with
+        # several kernels starting at once another process can take one in between (the
+        # kernel then dies at startup, "Address already in use").
+        @default("transport")
+        def _transport_default(self):
+            return "ipc" if self.zygote_socket else "tcp"
+
+        @default("ip")
+        def _ip_default(self):
+            if self.transport != "ipc":
+                return super()._ip_default()
+            return os.path.join(os.path.dirname(self.zygote_socket),
+                                "kernel-%s" % uuid.uuid4().hex[:12])
 
         def format_kernel_cmd(self, extra_arguments=None):
             cmd = super().format_kernel_cmd(extra_arguments)

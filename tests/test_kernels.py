@@ -117,3 +117,17 @@ def test_the_zygote_ends_with_its_owner(tmp_path):
     process = zygote.process
     zygote.close()
     assert process.poll() is not None and not os.path.exists(zygote.socket_path)
+
+
+def test_kernels_talk_over_unix_sockets_in_the_zygotes_folder(zygote, tmp_path):
+    # TCP ports are picked by the client and bound later by the kernel; with kernels starting
+    # in several workers at once another process could take one in between.
+    notebook = run(zygote, ["import json, ipykernel.connect\n"
+                            "info = json.load(open(ipykernel.connect.get_connection_file()))\n"
+                            "info['transport'], info['ip']"], tmp_path)
+    transport, ip = eval(notebook.cells[0].outputs[0]["data"]["text/plain"])
+    assert transport == "ipc"
+    assert os.path.dirname(ip) == os.path.dirname(zygote.socket_path)
+    # the kernel's sockets are gone with it
+    prefix = os.path.basename(ip)
+    assert not [n for n in os.listdir(os.path.dirname(ip)) if n.startswith(prefix)]
