@@ -192,10 +192,43 @@ def backprop_network(path):
     plt.close(fig)
 
 
+def _box(ax, xy, size, text, color):
+    (x, y), (w, h) = xy, size
+    ax.add_patch(plt.Rectangle((x - w / 2, y - h / 2), w, h, facecolor=color,
+                               edgecolor="#333333", zorder=3))
+    ax.text(x, y, text, ha="center", va="center", fontsize=10, zorder=4)
+
+
+def rnn_structure(path):
+    """The recurrent network of ps4: input, tanh layer fed back through a delay, sigmoid."""
+    fig, ax = _canvas(8, 3.6)
+    arrow = dict(arrowstyle="->", color="#555555", lw=1.2)
+    _box(ax, (0, 1.5), (0.9, 0.6), "$\\mathbf{p}(t)$", "#dbe9f6")
+    _box(ax, (2.3, 1.5), (1.7, 0.9), "$\\mathbf{IW}^{1,1}, \\mathbf{b}^1$\n+ $\\tanh$", "#fde2c8")
+    _box(ax, (5.0, 1.5), (1.7, 0.9), "$\\mathbf{LW}^{2,1}, \\mathbf{b}^2$\n+ $\\sigma$", "#d9f0d3")
+    _box(ax, (7.1, 1.5), (0.9, 0.6), "$\\mathbf{a}^2(t)$", "#d9f0d3")
+    _box(ax, (2.3, 0.0), (1.2, 0.6), "delay $D$", "#eeeeee")
+    ax.annotate("", xy=(1.45, 1.5), xytext=(0.45, 1.5), arrowprops=arrow)
+    ax.annotate("", xy=(4.15, 1.5), xytext=(3.15, 1.5), arrowprops=arrow)
+    ax.annotate("", xy=(6.65, 1.5), xytext=(5.85, 1.5), arrowprops=arrow)
+    # the hidden state goes round through the delay and comes back through LW^{1,1}
+    ax.plot([3.6, 3.6, 2.9], [1.5, 0.0, 0.0], color="#555555", lw=1.2)
+    ax.plot([1.7, 1.2, 1.2], [0.0, 0.0, 1.0], color="#555555", lw=1.2)
+    ax.annotate("", xy=(1.45, 1.2), xytext=(1.2, 1.0), arrowprops=arrow)
+    ax.text(3.7, 0.75, "$\\mathbf{a}^1(t)$", fontsize=10)
+    ax.text(0.45, 0.35, "$\\mathbf{a}^1(t-1)$\nvia $\\mathbf{LW}^{1,1}$", fontsize=10,
+            ha="center")
+    ax.set_xlim(-0.6, 7.7)
+    ax.set_ylim(-0.5, 2.2)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
 FIGURES = {
     "ps1": {"linear_layer.png": linear_layer, "activations.png": activations,
             "network.png": network, "conv1d.png": conv1d},
     "ps3": {"xor_hidden_space.png": xor_hidden_space, "backprop_network.png": backprop_network},
+    "ps4": {"rnn_structure.png": rnn_structure},
 }
 
 
