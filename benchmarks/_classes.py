@@ -1,5 +1,5 @@
-"""Scratch courses for the benchmarks: the same ps1 submissions graded by stock nbgrader and
-by nncourse. Run from the repository root (the mutants come from tests/catalogue)."""
+"""Scratch courses for the benchmarks: the same submissions (ps1 unless said otherwise)
+graded by stock nbgrader and by nncourse. Run from the repository root (the mutants come from tests/catalogue)."""
 
 import os
 import re
@@ -17,7 +17,7 @@ sys.path.insert(0, ROOT)
 from tests.catalogue import ps1 as catalogue  # noqa: E402
 
 
-def write_course(folder, stock):
+def write_course(folder, stock, problem_set="ps1"):
     """source/, release/ and the config; ``stock`` drops nncourse's autograde preprocessors,
     so the hidden checks run and are judged in the student's kernel as nbgrader does it."""
     for name in ("source", "release"):
@@ -28,7 +28,7 @@ def write_course(folder, stock):
                         flags=re.S)
     with open(os.path.join(folder, "nbgrader_config.py"), "w") as out:
         out.write(config)
-    nbgrader(folder, "generate_assignment", "ps1", "--force",
+    nbgrader(folder, "generate_assignment", problem_set, "--force",
              "--CourseDirectory.release_directory=" + os.path.join(folder, "unused"))
 
 
@@ -49,14 +49,15 @@ def mixed_class(count):
     return students
 
 
-def submit_class(folder, students):
-    release = nbformat.read(os.path.join(folder, "release", "ps1", "ps1.ipynb"), 4)
-    source = nbformat.read(os.path.join(folder, "source", "ps1", "ps1.ipynb"), 4)
+def submit_class(folder, students, problem_set="ps1"):
+    name = problem_set + ".ipynb"
+    release = nbformat.read(os.path.join(folder, "release", problem_set, name), 4)
+    source = nbformat.read(os.path.join(folder, "source", problem_set, name), 4)
     for student, edits in students.items():
-        path = os.path.join(folder, "submitted", student, "ps1")
+        path = os.path.join(folder, "submitted", student, problem_set)
         os.makedirs(path)
         notebook = release if edits is None else samples.filled_notebook(release, source, edits)
-        samples.write(notebook, os.path.join(path, "ps1.ipynb"))
+        samples.write(notebook, os.path.join(path, name))
 
 
 def environment(folder):

@@ -79,3 +79,29 @@ def test_ps2_full_mode_reaches_the_promised_accuracy(mnist_root, monkeypatch):
                       for output in cell.get("outputs", []))
     accuracies = [float(value) for value in re.findall(r"epoch 10: test accuracy ([\d.]+)%", printed)]
     assert accuracies and accuracies[-1] > 90, printed[-500:]
+
+
+def test_ps4_full_mode_learns_window_3_as_promised():
+    # the notebook promises about 99 % on new sequences, for the NumPy and the PyTorch RNN
+    namespace = reference_namespace("ps4")
+    namespace["FAST"] = False
+    notebook = source_notebook("ps4")
+    helpers = next(cell.source for cell in notebook.cells if "def varied_lengths" in cell.source)
+    exec(compile(helpers.split("torch.manual_seed(0)")[0], "<ps4>", "exec"), namespace)
+    np.random.seed(0)
+    X, y = namespace["generate_counting_ones_data"](1000, 10, 3)
+    rnn = namespace["SimpleRNN"](R=1, S1=20, S2=1, learning_rate=0.1)
+    namespace["train_rnn"](rnn, X[..., None], y[..., None], epochs=10)
+    X_test, y_test = namespace["generate_counting_ones_data"](500, 10, 3)
+    hits = sum(int(round(a.item()) == t)
+               for inputs, targets in zip(X_test[..., None], y_test)
+               for a, t in zip(rnn.forward(inputs)[0], targets))
+    assert hits / y_test.size >= 0.99
+
+    import torch
+    torch.manual_seed(0)
+    sequences, targets = namespace["varied_lengths"](1000, 3)
+    model = namespace["SimplePyTorchRNN"](R=1, S1=20, S2=1, learning_rate=0.1)
+    namespace["train_pytorch_rnn"](model, sequences, targets, epochs=40, batch_size=16)
+    accuracy = namespace["pytorch_rnn_accuracy"](model, *namespace["varied_lengths"](500, 3))
+    assert accuracy >= 0.99, accuracy
