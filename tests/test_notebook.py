@@ -34,7 +34,7 @@ def execute(problem_set, mnist_root, monkeypatch, fast):
     return notebook
 
 
-@pytest.mark.parametrize("problem_set", ["ps1", "ps2", "ps3", "ps4"])
+@pytest.mark.parametrize("problem_set", ["ps1", "ps2", "ps3", "ps4", "ps5"])
 def test_master_notebook_runs_top_to_bottom_in_fast_mode(problem_set, mnist_root, monkeypatch):
     notebook = execute(problem_set, mnist_root, monkeypatch, fast=True)
     problems = []

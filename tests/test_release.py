@@ -17,7 +17,7 @@ def cells(path):
     return [(c.cell_type, c.source, c.metadata.get("nbgrader")) for c in notebook.cells]
 
 
-PROBLEM_SETS = ["ps1", "ps2", "ps3", "ps4"]
+PROBLEM_SETS = ["ps1", "ps2", "ps3", "ps4", "ps5"]
 
 
 @pytest.mark.parametrize("problem_set", PROBLEM_SETS)

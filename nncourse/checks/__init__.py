@@ -29,7 +29,7 @@ from typing import Callable
 from . import wire
 
 MIME = "application/vnd.nncourse.check+json"
-PROBLEM_SETS = ("ps1", "ps2", "ps3", "ps4")
+PROBLEM_SETS = ("ps1", "ps2", "ps3", "ps4", "ps5")
 
 
 class CheckFailed(AssertionError):
