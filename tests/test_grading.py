@@ -11,7 +11,7 @@ from nncourse.course import Course
 from nncourse.datasets import write_offline_datasets
 from nncourse.report import grade_table
 from tests.catalogue import ps1 as catalogue, ps2 as catalogue_ps2, ps3 as catalogue_ps3
-from tests.catalogue import ps4 as catalogue_ps4
+from tests.catalogue import ps4 as catalogue_ps4, ps5 as catalogue_ps5
 from tests.conftest import run, source_notebook
 
 HOSTILE = [("linear_solution", "return input_array @ self.W + self.b", """return input_array @ self.W
@@ -225,7 +225,7 @@ def test_unknown_problem_set_is_a_one_line_error(course):
     assert result.returncode == 2 and "ps9" in _one_line_error(result)
 
 
-# ps2, ps3 and ps4 through the same grader: a smaller class each
+# ps2 to ps5 through the same grader: a smaller class each
 SMALL_CLASSES = {
     "ps2": {"mutants": ["gradient not divided by the batch", "optimizer step forgets the bias"],
             "catalogue": catalogue_ps2},
@@ -234,6 +234,9 @@ SMALL_CLASSES = {
     "ps4": {"mutants": ["truncated BPTT: nothing flows back to earlier steps",
                         "padding counted in the loss", "sigmoid by the overflowing formula"],
             "catalogue": catalogue_ps4},
+    "ps5": {"mutants": ["softmax over the batch", "dropout left on at evaluation",
+                        "sine and cosine swapped"],
+            "catalogue": catalogue_ps5},
 }
 
 
