@@ -1,6 +1,7 @@
 """Scratch courses for the benchmarks: the same submissions (ps1 unless said otherwise)
 graded by stock nbgrader and by nncourse. Run from the repository root (the mutants come from tests/catalogue)."""
 
+import importlib
 import os
 import re
 import shutil
@@ -13,8 +14,7 @@ from nncourse import samples
 from nncourse.course import ROOT
 from nncourse.datasets import write_offline_datasets
 
-sys.path.insert(0, ROOT)
-from tests.catalogue import ps1 as catalogue  # noqa: E402
+sys.path.insert(0, ROOT)  # the mutants come from tests/catalogue
 
 
 def write_course(folder, stock, problem_set="ps1"):
@@ -32,10 +32,11 @@ def write_course(folder, stock, problem_set="ps1"):
              "--CourseDirectory.release_directory=" + os.path.join(folder, "unused"))
 
 
-def mixed_class(count):
+def mixed_class(count, problem_set="ps1"):
     """``count`` students: half correct (the reference or a rewrite), a third with one
-    mistake from the catalogue, the rest blank."""
-    mutants = [m for m in catalogue.MUTANTS]
+    mistake from the problem set's catalogue, the rest blank."""
+    catalogue = importlib.import_module("tests.catalogue." + problem_set)
+    mutants = list(catalogue.MUTANTS)
     students = {}
     for number in range(count):
         kind = number % 6

@@ -1,8 +1,9 @@
-"""Throughput of grading a class of ps1 submissions: stock `nbgrader autograde` (one process,
-one submission after another) beside `nncourse grade` (all cores, forked kernels), on the same
-submissions in the same run; then where one submission's time goes.
+"""Throughput of grading a class of submissions (ps1 unless --problem-set says otherwise):
+stock `nbgrader autograde` (one process, one submission after another) beside `nncourse
+grade` (all cores, forked kernels), on the same submissions in the same run; then where one
+submission's time goes.
 
-    .venv/bin/python benchmarks/class_grading.py --students 40
+    .venv/bin/python benchmarks/class_grading.py --students 40 [--problem-set ps4]
 
 The mix: half correct (the reference or a rewrite), a third with one catalogue mistake, the
 rest blank. nncourse's time is the whole command (gradebook registration, grading, reports
@@ -26,19 +27,19 @@ from nncourse import samples
 from nncourse.course import ROOT
 
 
-def class_times(scratch, students, workers):
+def class_times(scratch, students, workers, problem_set):
     folders = {}
     for label in ("stock", "nncourse"):
         folders[label] = os.path.join(scratch, label)
-        write_course(folders[label], stock=label == "stock")
-        submit_class(folders[label], students)
+        write_course(folders[label], stock=label == "stock", problem_set=problem_set)
+        submit_class(folders[label], students, problem_set)
     start = time.perf_counter()
-    nbgrader(folders["stock"], "autograde", "ps1")
+    nbgrader(folders["stock"], "autograde", problem_set)
     stock = time.perf_counter() - start
     start = time.perf_counter()
-    nbgrader(folders["stock"], "generate_feedback", "ps1")
+    nbgrader(folders["stock"], "generate_feedback", problem_set)
     stock_feedback = time.perf_counter() - start
-    args = ["grade", "ps1"] + (["--workers", str(workers)] if workers else [])
+    args = ["grade", problem_set] + (["--workers", str(workers)] if workers else [])
     start = time.perf_counter()
     output = nncourse(folders["nncourse"], *args).stdout
     ours = time.perf_counter() - start
@@ -54,7 +55,7 @@ def _cell_seconds(cell):
     return (parse(end) - parse(start)).total_seconds()
 
 
-def breakdown(scratch, runs):
+def breakdown(scratch, runs, problem_set):
     """One reference submission: kernel start (fresh and forked), the import cell, the rest
     of the notebook, in a kernel; and the notebook's code as a plain Python script."""
     import subprocess
@@ -63,8 +64,9 @@ def breakdown(scratch, runs):
     from traitlets.config import Config
     from nncourse.kernels import ForkedKernelManager, Zygote
 
-    release = nbformat.read(os.path.join(ROOT, "release", "ps1", "ps1.ipynb"), 4)
-    source = nbformat.read(os.path.join(ROOT, "source", "ps1", "ps1.ipynb"), 4)
+    name = problem_set + ".ipynb"
+    release = nbformat.read(os.path.join(ROOT, "release", problem_set, name), 4)
+    source = nbformat.read(os.path.join(ROOT, "source", problem_set, name), 4)
     filled = samples.filled_notebook(release, source)
     env = environment(scratch)
     env["NBGRADER_EXECUTION"] = "autograde"
@@ -122,12 +124,14 @@ def main():
     parser.add_argument("--students", type=int, default=40)
     parser.add_argument("--workers", type=int, default=0, help="default: one per core")
     parser.add_argument("--runs", type=int, default=3, help="runs of the breakdown")
+    parser.add_argument("--problem-set", default="ps1")
     args = parser.parse_args()
-    students = mixed_class(args.students)
+    students = mixed_class(args.students, args.problem_set)
     with tempfile.TemporaryDirectory() as scratch:
-        stock, stock_feedback, ours, output = class_times(scratch, students, args.workers)
+        stock, stock_feedback, ours, output = class_times(scratch, students, args.workers,
+                                                          args.problem_set)
         n = len(students)
-        print("grading %d ps1 submissions on %d cores" % (n, os.cpu_count()))
+        print("grading %d %s submissions on %d cores" % (n, args.problem_set, os.cpu_count()))
         print("  stock nbgrader autograde:               %6.1f s  (%.2f s per submission)"
               % (stock, stock / n))
         print("  stock autograde + generate_feedback:    %6.1f s  (%.2f s per submission)"
@@ -139,7 +143,7 @@ def main():
               % ((stock + stock_feedback) / ours))
         print("  nncourse's summary: " + output.strip().splitlines()[-1])
         core_seconds = ours * os.cpu_count() / n
-        figures = breakdown(os.path.join(scratch, "stock"), args.runs)
+        figures = breakdown(os.path.join(scratch, "stock"), args.runs, args.problem_set)
     print("\none reference submission, medians of %d runs (seconds):" % args.runs)
     for label in ("fresh kernel", "forked kernel"):
         print("  " + label + ": " + ", ".join("%s %.2f" % (key, value)
