@@ -1,5 +1,5 @@
 """Scratch courses for the benchmarks: the same submissions (ps1 unless said otherwise)
-graded by stock nbgrader and by nncourse. Run from the repository root (the mutants come from tests/catalogue)."""
+graded by stock nbgrader and by nncourse. Run from the repository root."""
 
 import importlib
 import os

@@ -515,21 +515,20 @@ def train_rnn(inputs, outputs):
             number += 4
             total += 0.1 * (number - 2)  # the loss backward returned
         expected_losses.append(total / count)
+    J.raised(outputs["losses"], call)
     calls = [[c[0]] + [float(v) for v in c[1:]] for c in outputs["calls"]]
     for index, (got, expected) in enumerate(zip(calls, expected_calls)):
+        if got[0] != expected[0]:
+            raise CheckFailed("%s: call %d to the network was %s(); expected %s() (for each "
+                              "sequence in order: forward, backward with its targets and cache, "
+                              "clip_gradients(), update_parameters())"
+                              % (call, index + 1, got[0], expected[0]))
         if got != expected:
-            step = index % 4
-            raise CheckFailed(
-                "%s: call %d to the network was %s; expected %s (each sequence, in order: "
-                "forward, backward with its targets and cache, clip_gradients(), "
-                "update_parameters())" % (call, index + 1, got[0] + "()", expected[0] + "()")
-                if got[0] != expected[0] else
-                "%s: %s got the wrong %s" % (call, got[0] + "()", "sequence or cache"
-                                             if step < 2 else "arguments"))
+            what = "sequence or cache" if got[0] in ("forward", "backward") else "arguments"
+            raise CheckFailed("%s: %s() got the wrong %s" % (call, got[0], what))
     if len(calls) != len(expected_calls):
         raise CheckFailed("%s made %d calls to the network, expected %d (4 per sequence and "
                           "epoch)" % (call, len(calls), len(expected_calls)))
-    J.raised(outputs["losses"], call)
     J.close(outputs["losses"], expected_losses, "the losses returned by %s (one per epoch, the "
             "mean of the losses backward returned)" % call, rtol=1e-9, atol=1e-12)
 
