@@ -265,10 +265,10 @@ def test_each_bad_input_gets_one_line_and_the_rest_of_the_class_is_graded(tmp_pa
     shutil.copy(course / "submitted" / "full" / "ps1" / "ps1.ipynb",
                 course / "submitted" / "extra" / "ps1" / "ps1.ipynb")
     shutil.copy(release, course / "submitted" / "extra" / "ps1" / "scratch.ipynb")
-    shutil.copytree(course / "source" / "ps3", course / "source" / "ps4")  # never released
-    os.rename(course / "source" / "ps4" / "ps3.ipynb", course / "source" / "ps4" / "ps4.ipynb")
+    shutil.copytree(course / "source" / "ps3", course / "source" / "ps8")  # never released
+    os.rename(course / "source" / "ps8" / "ps3.ipynb", course / "source" / "ps8" / "ps8.ipynb")
 
-    args = ["ps1", "ps4"] + [x for s in ("full", "writer", "wrongname", "corrupt", "extra",
+    args = ["ps1", "ps8"] + [x for s in ("full", "writer", "wrongname", "corrupt", "extra",
                                           "missing", "zed") for x in ("--student", s)]
     result = grade(course, *args)
     assert result.returncode == 1
@@ -277,7 +277,7 @@ def test_each_bad_input_gets_one_line_and_the_rest_of_the_class_is_graded(tmp_pa
     errors = [line for line in lines if line.startswith("error: ")]
     notes = [line for line in lines if line.startswith("note: ")]
     assert len(errors) == 5 and len(notes) == 1, result.stderr
-    expected = {"ps4": "never released", "wrongname": "rename it to ps1.ipynb",
+    expected = {"ps8": "never released", "wrongname": "rename it to ps1.ipynb",
                 "corrupt": "not a readable notebook", "missing": "missing notebook",
                 "zed": "no submission"}
     for word, words in expected.items():
