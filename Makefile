@@ -4,8 +4,10 @@ PY := $(VENV)/bin/python
 
 .PHONY: venv demo test release figures
 
-# Fast when the environment is already built and linked (see the script).
+# Fast when the environment is already built and linked (see the scripts): bubblewrap for the
+# grading sandbox, then the Python environment.
 venv:
+	@scripts/system_packages.sh
 	@scripts/make_venv.sh
 
 demo: venv

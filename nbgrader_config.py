@@ -4,13 +4,13 @@ import os
 import sys
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Execute,
-                                    IgnorePattern, LimitOutput, SaveAutoGrades)
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,
+                                    LimitOutput, SaveAutoGrades)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nncourse.course import COURSE_ID  # noqa: E402
 from nncourse.grader import MARKER  # noqa: E402
-from nncourse.grading import ExpandChecks, JudgeChecks  # noqa: E402
+from nncourse.grading import ExpandChecks, JudgeChecks, LimitedExecute  # noqa: E402
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
@@ -29,7 +29,7 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # in just before execution and judged just after, by nbgrader's own autograde.
 c.Autograde.autograde_preprocessors = [
     ExpandChecks,
-    Execute,
+    LimitedExecute,
     JudgeChecks,
     IgnorePattern,
     ClearMetadataPreprocessor,
@@ -39,8 +39,11 @@ c.Autograde.autograde_preprocessors = [
     CheckCellMetadata,
 ]
 
-# Notebooks run in fast mode under the grader; a cell that needs longer is stuck.
+# Notebooks run in fast mode under the grader; a cell that needs longer is stuck, and so is a
+# notebook (nncourse/grading.py: LimitedExecute). The sandbox's limits on memory, processes
+# and file sizes are in nncourse/kernels.py (Sandbox).
 c.Execute.timeout = 120
+c.LimitedExecute.notebook_timeout = 600
 
 # Worked solutions are committed without outputs (running them would train in full mode) and
 # without hidden tests (they name the grader's checks, which TAs and students do not need).

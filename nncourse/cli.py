@@ -108,6 +108,12 @@ def cmd_grade(course, args):
             return 1
         raise CourseError("nothing to grade: no submissions of %s under submitted/"
                           % ", ".join(problem_sets))
+    if not args.no_sandbox and not args.scheduler:  # Dask workers check their own machines
+        from .kernels import Sandbox
+        reason = Sandbox.unavailable()
+        if reason:
+            raise GradingError("cannot run the students' code in a sandbox: %s (install "
+                               "bubblewrap, or pass --no-sandbox to grade without one)" % reason)
     started = time.perf_counter()
     executor = _executor(args)
     print("grading %d submissions with %d workers%s" % (
@@ -115,7 +121,7 @@ def cmd_grade(course, args):
         flush=True)
     progress = Progress(len(submissions))
     try:
-        grader = ClassGrader(course, executor, progress=progress)
+        grader = ClassGrader(course, executor, progress=progress, sandbox=not args.no_sandbox)
         for problem_set in sorted({ps for ps, _ in submissions}):
             grader.register(problem_set)
         outcomes = grader.grade(submissions, force=args.force)
@@ -199,7 +205,7 @@ def cmd_demo(course, args):
     students = build_demo_submissions(course)
     print("sample submissions in submitted/: %s" % ", ".join(students))
     args.problem_set, args.all, args.student, args.force = ["ps1"], False, students, True
-    args.workers, args.scheduler = None, None
+    args.workers, args.scheduler, args.no_sandbox = None, None, False
     return cmd_grade(course, args)
 
 
@@ -240,6 +246,9 @@ def main(argv=None):
                        help="grade on the workers of this Dask scheduler instead")
     grade.add_argument("--db", metavar="URL", help="gradebook database URL "
                        "(default: sqlite:///gradebook.db in the course folder)")
+    grade.add_argument("--no-sandbox", action="store_true",
+                       help="run the students' code without the sandbox (where bubblewrap is "
+                            "not available: the code can then read and change the course)")
     grade.set_defaults(run=cmd_grade)
     demo = commands.add_parser("demo", help="release ps1, make sample submissions, grade them")
     demo.set_defaults(run=cmd_demo)

@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -78,16 +79,30 @@ def _init_local_worker(threads):
         os.environ[name] = str(threads)
 
 
-def _zygote_socket():
+def _worker_zygote(sandboxed, data_dir):
+    """This worker's zygote (started again if it died or the sandbox settings changed)."""
     global _zygote
-    from .kernels import Zygote
+    from .kernels import Sandbox, Zygote
     with _zygote_lock:
-        if _zygote is None or _zygote.process.poll() is not None:
+        wanted = (sandboxed, data_dir)
+        if _zygote is not None and (_zygote.process.poll() is not None
+                                    or getattr(_zygote, "settings", None) != wanted):
+            _zygote.close()
+            _zygote = None
+        if _zygote is None:
             # A Dask nanny sets this for its worker; inherited by the kernels it makes their
             # NumPy code much slower (glibc gives memory back to the system at every free).
             env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
-            _zygote = Zygote(env=env)
-        return _zygote.socket_path
+            sandbox = None
+            if sandboxed:
+                reason = Sandbox.unavailable()
+                if reason:
+                    raise GradingError("cannot sandbox the kernels on %s: %s"
+                                       % (socket.gethostname(), reason))
+                sandbox = Sandbox(read_only=[data_dir])
+            _zygote = Zygote(env=env, sandbox=sandbox)
+            _zygote.settings = wanted
+        return _zygote
 
 
 def execute_submission(payload):
@@ -102,15 +117,20 @@ def execute_submission(payload):
 
     config = payload["config"]
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="nncourse-grade-") as folder:
+    data_dir = write_offline_datasets(payload["data_dir"])
+    try:
+        zygote = _worker_zygote(payload["sandbox"], data_dir)
+    except GradingError as exc:
+        return {"error": str(exc), "seconds": time.perf_counter() - started}
+    folder = zygote.job_folder()
+    try:
         for relative, data in payload["files"].items():
             path = os.path.join(folder, relative)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "wb") as out:
                 out.write(data)
-        config.ForkedKernelManager.zygote_socket = _zygote_socket()
-        environment = dict(NBGRADER_EXECUTION="autograde",
-                           NNCOURSE_DATA=write_offline_datasets(payload["data_dir"]))
+        config.ForkedKernelManager.zygote_socket = zygote.socket_path
+        environment = dict(NBGRADER_EXECUTION="autograde", NNCOURSE_DATA=data_dir)
         executed = {}
         for name in payload["notebooks"]:
             notebook = nbformat.reads(payload["files"][name].decode(), as_version=4)
@@ -130,6 +150,8 @@ def execute_submission(payload):
                         "seconds": time.perf_counter() - started}
             executed[name] = nbformat.writes(notebook)
         written = _written_files(folder, payload["files"], set(payload["notebooks"]))
+    finally:
+        shutil.rmtree(os.path.dirname(folder), ignore_errors=True)
     return {"notebooks": executed, "files": written, "seconds": time.perf_counter() - started}
 
 
@@ -253,9 +275,10 @@ class _Job:
 class ClassGrader:
     """Grades the submissions of problem sets; the gradebook is written by this process only."""
 
-    def __init__(self, course, executor, progress=None):
+    def __init__(self, course, executor, progress=None, sandbox=True):
         self.course = course
         self.executor = executor
+        self.sandbox = sandbox  # run every kernel in the sandbox (nncourse.kernels.Sandbox)
         self.config = load_config(course)
         self.progress = progress  # called with each Outcome as it is known
         preprocessors = list(self.config.Autograde.autograde_preprocessors)
@@ -395,7 +418,8 @@ class ClassGrader:
         notebooks = sorted(name for name in files if "/" not in name and name.endswith(".ipynb"))
         return {"problem_set": problem_set, "student": student, "files": files,
                 "notebooks": notebooks, "config": self.config,
-                "preprocessors": self.execute_steps, "data_dir": self.course.data_dir}
+                "preprocessors": self.execute_steps, "data_dir": self.course.data_dir,
+                "sandbox": self.sandbox}
 
     # step 3 ----------------------------------------------------------------------------
     def record(self, problem_set, student, executed, fingerprint, written=None):

@@ -16,12 +16,15 @@ test cells restored from the source, late penalties) grades with them:
    so neither the graded notebook nor the feedback made from it shows the hidden tests.
 """
 
+import json
 import re
 import secrets
+import time
 
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Integer
 
 from . import checks
 
@@ -117,3 +120,48 @@ class JudgeChecks(NbGraderPreprocessor):
                 failures.append(message)
         cell.outputs = kept + [_error(message) for message in failures]
         return cell, resources
+
+
+class LimitedExecute(Execute):
+    """nbgrader's Execute with limits for the whole notebook, not only for each cell.
+
+    ``Execute.timeout`` already interrupts a cell that runs too long. Here a notebook has
+    ``notebook_timeout`` seconds in all (each cell's timeout shrinks to what is left): the cells
+    after that are not run and get an error, so their tests score nothing (nbgrader would give
+    full points to a test cell without outputs). And a cell keeps at most
+    ``cell_output_bytes`` of output: a flood of prints is cut, not held in the grader's memory.
+    """
+
+    notebook_timeout = Integer(600, help="seconds for the whole notebook").tag(config=True)
+    cell_output_bytes = Integer(2_000_000, help="output kept per cell, in bytes").tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._deadline = time.monotonic() + self.notebook_timeout
+        self._output_bytes = {}
+        self.timeout_func = self._time_left
+        return super().preprocess(nb, resources, km=km)
+
+    def _time_left(self, cell):
+        left = max(1, int(self._deadline - time.monotonic()) + 1)
+        return left if self.timeout is None or self.timeout < 0 else min(self.timeout, left)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and time.monotonic() >= self._deadline:
+            cell.outputs = [NotebookNode(
+                output_type="error", ename="NotebookTimeLimit", evalue="",
+                traceback=["NotebookTimeLimit: the notebook ran past its time limit "
+                           "(%d s); this cell was not run" % self.notebook_timeout])]
+            return cell, resources
+        return super().preprocess_cell(cell, resources, index)
+
+    def output(self, outs, msg, display_id, cell_index):
+        size = len(json.dumps(msg.get("content", {})))
+        total = self._output_bytes.get(cell_index, 0)
+        self._output_bytes[cell_index] = total + size
+        if total + size <= self.cell_output_bytes:
+            return super().output(outs, msg, display_id, cell_index)
+        if total <= self.cell_output_bytes:  # the first output over the limit: say so once
+            outs.append(NotebookNode(output_type="stream", name="stdout",
+                                     text="\n[output cut: more than %d bytes]\n"
+                                          % self.cell_output_bytes))
+        return None

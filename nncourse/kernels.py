@@ -20,9 +20,18 @@ How a kernel starts (jupyter_client and nbclient are used unchanged):
 
 The zygote is single-threaded (a selector loop), so forking it is safe, and it exits when its
 owner closes its stdin.
+
+With a sandbox (Linux, ``Zygote(sandbox=...)``), the zygote itself runs under bubblewrap: no
+network, a read-only view of the system and of Python, and of nothing else but its own folder
+(``Sandbox``). Each kernel it forks then walls itself off from the others before it starts
+(:func:`_enter_sandbox`): new user, mount and PID namespaces, a fresh ``/tmp`` that holds only
+its own submission folder and connection files, and limits on memory, processes and file sizes.
+This file is copied into the sandbox and run from there, so that the kernel never sees the
+nncourse package (the hidden checks) or the course.
 """
 
 import argparse
+import ctypes
 import json
 import os
 import selectors
@@ -32,6 +41,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 # What the course's notebooks import; a module that is not installed is skipped.
 DEFAULT_PRELOAD = ("numpy", "matplotlib.pyplot", "torch", "torchvision", "ipykernel.kernelapp")
@@ -64,24 +74,167 @@ class _Lines:
 # ---------------------------------------------------------------------------- zygote
 
 def _die_with_parent(parent):
-    """Linux: this process is killed when its parent dies (a kernel when its zygote dies)."""
+    """Linux: this process is killed when its parent dies (a kernel when its zygote dies).
+    ``parent``: the parent's pid, to catch a parent that died first (None: it cannot have)."""
     try:
-        import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass  # elsewhere the kernel's own parent polling ends it
-    if os.getppid() != parent:  # it died before the request took effect
+    if parent is not None and os.getppid() != parent:
         os._exit(1)
 
 
-def _become_kernel(request, fds, closing, zygote):
+_CLONE_NEWNS, _CLONE_NEWUSER = 0x00020000, 0x10000000
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT = 0x1, 0x2, 0x4, 0x20
+_MS_BIND, _MS_MOVE, _MS_REC, _MS_PRIVATE = 0x1000, 0x2000, 0x4000, 0x40000
+STAGE = "/nncourse-stage"  # empty folders of the sandbox's root, used while mounting
+
+
+def _libc_call(name, *args):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if getattr(libc, name)(*args) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, "%s%r: %s" % (name, args, os.strerror(error)))
+
+
+def _mount(source, target, kind, flags, data=None):
+    encode = lambda text: text.encode() if text is not None else None  # noqa: E731
+    _libc_call("mount", encode(source), encode(target), encode(kind), ctypes.c_ulong(flags),
+               encode(data))
+
+
+def _limit(resource, value):
+    import resource as limits
+    soft, hard = limits.getrlimit(resource)
+    value = value if hard == limits.RLIM_INFINITY else min(value, hard)
+    limits.setrlimit(resource, (value, value))
+
+
+def _locked_flags(path):
+    """The flags of the mount at ``path`` that a user namespace may not drop when it remounts
+    (statvfs and mount use the same bits for these, except relatime)."""
+    flag = os.statvfs(path).f_flag
+    kept = flag & (os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC | os.ST_NOATIME | os.ST_NODIRATIME)
+    return kept | (0x200000 if flag & os.ST_RELATIME else 0)  # MS_RELATIME
+
+
+def _private_view(spec, job, kernel):
+    """Mounts a fresh /tmp that holds only this kernel's job folder (read-write), its
+    connection folder (read-write) and the shared read-only folders: the other kernels' jobs
+    and sockets and the zygote's control socket all lived in the old /tmp."""
+    uid, gid = os.getuid(), os.getgid()
+    _libc_call("unshare", _CLONE_NEWUSER | _CLONE_NEWNS)
+    with open("/proc/self/setgroups", "w") as out:
+        out.write("deny")
+    with open("/proc/self/uid_map", "w") as out:
+        out.write("%d %d 1" % (uid, uid))
+    with open("/proc/self/gid_map", "w") as out:
+        out.write("%d %d 1" % (gid, gid))
+    _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
+    keep = [(job, False), (kernel, False)] + [(path, True) for path in spec["read_only"]]
+    for number, (path, _) in enumerate(keep):
+        _mount(path, "%s/%d" % (STAGE, number), None, _MS_BIND | _MS_REC)
+    _mount("tmpfs", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=1777,size=%dm" % spec["tmp_mb"])
+    for number, (path, read_only) in enumerate(keep):
+        os.makedirs(path, exist_ok=True)
+        _mount("%s/%d" % (STAGE, number), path, None, _MS_MOVE)
+        if read_only:
+            _mount(None, path, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _locked_flags(path))
+
+
+def _children(parent):
+    """The processes whose parent is ``parent`` (read from /proc)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name) as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                found.append(int(name))
+    return found
+
+
+def _kill_orphans(keep=()):
+    """Kills this process's children but ``keep`` (with PR_SET_CHILD_SUBREAPER, the
+    processes a kernel left behind, even those that started their own session), and reaps
+    what has ended."""
+    while True:
+        try:
+            if not os.waitpid(-1, os.WNOHANG)[0]:
+                break
+        except ChildProcessError:
+            break
+    for pid in _children(os.getpid()):
+        if pid not in keep:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _subreaper():
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+
+
+def _wait_then_clean(kernel):
+    """In the process above a sandboxed kernel: reap until the kernel ends, kill what it left
+    behind (a fork storm included), and leave with the kernel's exit status."""
+    while True:
+        try:
+            done, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            os._exit(1)
+        if done == kernel:
+            break
+    while _children(os.getpid()):
+        _kill_orphans()
+        time.sleep(0.01)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def _enter_sandbox(spec, request):
+    """In the forked child, before it becomes the kernel: returns in the process that will be
+    the kernel, inside its own namespaces and limits; the process above it waits and then
+    cleans up after it."""
+    import resource
+    argv = request["argv"]
+    connection = argv[argv.index("-f") + 1]
+    job = os.path.dirname(request["cwd"])  # the submission's folder: work/ and tmp/
+    _private_view(spec, job, os.path.dirname(connection))
+    _subreaper()
+    kernel = os.fork()
+    if kernel:
+        _wait_then_clean(kernel)
+    _die_with_parent(None)
+    limits = spec["limits"]
+    # memory: what the kernel may allocate beyond what it inherited from the zygote
+    with open("/proc/self/status") as status:
+        inherited = next(int(line.split()[1]) * 1024 for line in status
+                         if line.startswith("VmData:"))
+    _limit(resource.RLIMIT_DATA, inherited + limits["memory_mb"] * 2**20)
+    _limit(resource.RLIMIT_FSIZE, limits["file_mb"] * 2**20)
+    _limit(resource.RLIMIT_NPROC, limits["processes"])  # not for root: the cgroup does it
+    _limit(resource.RLIMIT_CORE, 0)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # too large a file: an error, not death
+    temporary = os.path.join(job, "tmp")
+    request["env"].update(TMPDIR=temporary, HOME=temporary,
+                          IPYTHONDIR=os.path.join(temporary, ".ipython"),
+                          MPLCONFIGDIR=spec["mplconfigdir"])
+
+
+def _become_kernel(request, fds, closing, zygote, sandbox=None):
     """In the forked child: turn into an ipykernel as the launcher would have started it."""
     try:
         for item in closing:
             item.close()
         os.setsid()
         _die_with_parent(zygote)
+        if sandbox:
+            _enter_sandbox(sandbox, request)
         for target, fd in zip((0, 1, 2), fds):
             os.dup2(fd, target)
             os.close(fd)
@@ -119,8 +272,9 @@ def _become_kernel(request, fds, closing, zygote):
     os._exit(code)
 
 
-def serve(socket_path, preload):
-    """The zygote: imports ``preload`` and forks a kernel for each launcher that connects."""
+def serve(socket_path, preload, sandbox=None):
+    """The zygote: imports ``preload`` and forks a kernel for each launcher that connects;
+    ``sandbox``: what each kernel needs to enter its own (see :class:`Sandbox`)."""
     os.environ.setdefault("MPLBACKEND", _INLINE_BACKEND)
     # Ctrl-C in the grader's terminal is for the grader: it ends the zygote by closing stdin
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -184,7 +338,7 @@ def serve(socket_path, preload):
                     zygote = os.getpid()
                     pid = os.fork()
                     if pid == 0:
-                        _become_kernel(messages[0], fds, [listener, *readers], zygote)
+                        _become_kernel(messages[0], fds, [listener, *readers], zygote, sandbox)
                     for fd in fds:
                         os.close(fd)
                     children[conn] = pid
@@ -220,21 +374,158 @@ def serve(socket_path, preload):
                 forget(conn, kill=False)
 
 
-class Zygote:
-    """Owns a zygote process; :meth:`close` (or the owner's exit) ends it and its kernels."""
+class Sandbox:
+    """The limits a sandboxed kernel runs under, and how to start a zygote inside bubblewrap.
 
-    def __init__(self, preload=DEFAULT_PRELOAD, env=None):
-        self.folder = tempfile.mkdtemp(prefix="nncourse-zygote-")
-        self.socket_path = os.path.join(self.folder, "zygote.sock")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "nncourse.kernels", "zygote", "--socket", self.socket_path,
-             "--preload", ",".join(preload)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
+    Nothing is visible inside but the system's and Python's files (read-only), the folders
+    named in ``read_only`` (the course's datasets) and the zygote's own folder, which holds
+    ``control/`` (the zygote's socket), ``kernels/`` (one folder of connection files and
+    sockets per kernel), ``jobs/`` (one folder per submission being graded: ``work/`` and
+    ``tmp/``) and ``mpl/`` (matplotlib's cache, made once per zygote). No network.
+    """
+
+    def __init__(self, memory_mb=4096, processes=512, file_mb=256, tmp_mb=512, read_only=()):
+        self.limits = {"memory_mb": memory_mb, "processes": processes, "file_mb": file_mb}
+        self.tmp_mb = tmp_mb
+        self.read_only = [os.path.realpath(path) for path in read_only]
+
+    @staticmethod
+    def unavailable():
+        """Why kernels cannot be sandboxed on this machine, or None when they can."""
+        if not sys.platform.startswith("linux"):
+            return "the sandbox needs Linux (bubblewrap and namespaces)"
+        if not shutil.which("bwrap"):
+            return "bubblewrap (bwrap) is not installed"
+        probe = subprocess.run(["bwrap", "--ro-bind", "/", "/", "--unshare-all", "true"],
+                               capture_output=True, text=True)
+        if probe.returncode != 0:
+            return "bubblewrap cannot create namespaces here (%s)" % (
+                probe.stderr.strip().splitlines() or ["exit status %d" % probe.returncode])[0]
+        return None
+
+    def command(self, folder, python, script, arguments):
+        """The bwrap command line that runs ``python script arguments`` in the sandbox."""
+        prefixes = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}
+        command = ["bwrap", "--die-with-parent", "--unshare-all", "--new-session",
+                   "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        for path in ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+            if os.path.islink(path):  # merged /usr: /lib -> usr/lib
+                command += ["--symlink", os.readlink(path), path]
+            elif os.path.isdir(path):
+                command += ["--ro-bind", path, path]
+        for path in sorted(prefixes | set(self.read_only)):
+            command += ["--ro-bind", path, path]
+        command += ["--bind", folder, folder]
+        for name in sorted(os.listdir("/dev")):  # a GPU, when there is one
+            if name.startswith("nvidia"):
+                command += ["--dev-bind", "/dev/" + name, "/dev/" + name]
+        command += ["--dir", STAGE]
+        for number in range(2 + len(self.read_only) + 1):
+            command += ["--dir", "%s/%d" % (STAGE, number)]
+        command += ["--setenv", "MPLCONFIGDIR", os.path.join(folder, "mpl"),
+                    "--setenv", "HOME", os.path.join(folder, "mpl"), "--chdir", folder]
+        return command + [python, "-s", script] + arguments
+
+    def spec(self, folder):
+        """What each kernel needs to enter its own sandbox (sent to the zygote as JSON)."""
+        mpl = os.path.join(folder, "mpl")
+        return {"limits": self.limits, "tmp_mb": self.tmp_mb, "mplconfigdir": mpl,
+                "read_only": [mpl] + self.read_only}
+
+
+def _descendants(root):
+    """``root`` and every process below it (from /proc)."""
+    parents = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name) as stat:
+                    parents[int(name)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                pass
+    found, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
+
+
+def _confine(root, limits):
+    """Best effort, where this process may create cgroups (root, or a delegated cgroup v2):
+    puts the sandbox's processes into cgroups that cap their number and their memory (the
+    kernel's rlimits do not bind root). Returns the cgroup folders made."""
+    base = "/sys/fs/cgroup"
+    name = "nncourse-%d" % root
+    settings = {"pids.max": limits["processes"],
+                "memory.max": (limits["memory_mb"] + 2048) * 2**20,
+                "memory.limit_in_bytes": (limits["memory_mb"] + 2048) * 2**20}
+    if os.path.exists(os.path.join(base, "cgroup.controllers")):  # cgroup v2
+        folders = [(os.path.join(base, name), ("pids.max", "memory.max"))]
+    else:
+        folders = [(os.path.join(base, "pids", name), ("pids.max",)),
+                   (os.path.join(base, "memory", name), ("memory.limit_in_bytes",))]
+    made = []
+    for folder, files in folders:
+        try:
+            os.mkdir(folder)
+            made.append(folder)
+            for setting in files:
+                with open(os.path.join(folder, setting), "w") as out:
+                    out.write(str(settings[setting]))
+            for pid in _descendants(root):
+                with open(os.path.join(folder, "cgroup.procs"), "w") as out:
+                    out.write(str(pid))
+        except OSError:
+            continue  # not allowed here: the rlimits set in each kernel remain
+    return made
+
+
+class Zygote:
+    """Owns a zygote process; :meth:`close` (or the owner's exit) ends it and its kernels.
+
+    With a :class:`Sandbox`, the zygote runs inside bubblewrap and so do its kernels; a
+    kernel's working folder must then be ``work/`` in a folder made with :meth:`job_folder`.
+    """
+
+    def __init__(self, preload=DEFAULT_PRELOAD, env=None, sandbox=None):
+        # under /tmp: the sandboxed kernels get a /tmp of their own that hides everything else
+        self.folder = tempfile.mkdtemp(prefix="nncourse-zygote-",
+                                       dir="/tmp" if sandbox else None)
+        self.sandbox = sandbox
+        arguments = ["--preload", ",".join(preload)]
+        if sandbox:
+            for name in ("control", "kernels", "jobs", "mpl", "bin"):
+                os.mkdir(os.path.join(self.folder, name))
+            self.socket_path = os.path.join(self.folder, "control", "zygote.sock")
+            script = os.path.join(self.folder, "bin", "kernels.py")
+            shutil.copy(os.path.abspath(__file__), script)
+            arguments += ["--socket", self.socket_path,
+                          "--sandbox", json.dumps(sandbox.spec(self.folder))]
+            command = sandbox.command(self.folder, os.path.join(os.path.realpath(sys.prefix),
+                                                                "bin", "python"),
+                                      script, ["zygote"] + arguments)
+        else:
+            self.socket_path = os.path.join(self.folder, "zygote.sock")
+            command = [sys.executable, "-m", "nncourse.kernels", "zygote",
+                       "--socket", self.socket_path] + arguments
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        env=env, text=True)
+        self.cgroups = []
         ready = self.process.stdout.readline().strip()
         if ready != "ready":
             self.close()
             raise RuntimeError("the kernel zygote did not start (exit status %s)"
                                % self.process.poll())
+        if sandbox:
+            self.cgroups = _confine(self.process.pid, sandbox.limits)
+
+    def job_folder(self):
+        """A new folder for one submission: returns the kernel's working folder (``work/``)."""
+        parent = self.folder if not self.sandbox else os.path.join(self.folder, "jobs")
+        job = tempfile.mkdtemp(prefix="job-", dir=parent)
+        for name in ("work", "tmp"):
+            os.mkdir(os.path.join(job, name))
+        return os.path.join(job, "work")
 
     def close(self):
         if self.process.poll() is None:
@@ -247,6 +538,11 @@ class Zygote:
         self.process.stdout.close()
         # the socket, and the Unix sockets of kernels killed before they could remove them
         shutil.rmtree(self.folder, ignore_errors=True)
+        for folder in self.cgroups:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass  # a process of it is still exiting; the folder is empty and harmless
 
 
 # ---------------------------------------------------------------------------- launcher
@@ -304,8 +600,27 @@ def _kernel_manager_class():
         def _ip_default(self):
             if self.transport != "ipc":
                 return super()._ip_default()
-            return os.path.join(os.path.dirname(self.zygote_socket),
-                                "kernel-%s" % uuid.uuid4().hex[:12])
+            return os.path.join(self._kernel_folder(), "ipc")
+
+        def _kernel_folder(self):
+            """This kernel's own folder of connection file and sockets, beside the zygote's
+            socket (a sandboxed kernel sees this folder and no other)."""
+            if getattr(self, "_folder", None) is None:
+                zygote = os.path.dirname(self.zygote_socket)
+                if os.path.basename(zygote) == "control":  # a sandboxed zygote's layout
+                    zygote = os.path.join(os.path.dirname(zygote), "kernels")
+                self._folder = tempfile.mkdtemp(prefix="kernel-", dir=zygote)
+            return self._folder
+
+        async def _async_pre_start_kernel(self, **kw):
+            if self.zygote_socket and not self.connection_file:
+                self.connection_file = os.path.join(self._kernel_folder(), "kernel.json")
+            return await super()._async_pre_start_kernel(**kw)
+
+        async def _async_cleanup_resources(self, restart=False):
+            await super()._async_cleanup_resources(restart=restart)
+            if not restart and getattr(self, "_folder", None):
+                shutil.rmtree(self._folder, ignore_errors=True)
 
         def format_kernel_cmd(self, extra_arguments=None):
             cmd = super().format_kernel_cmd(extra_arguments)
@@ -341,12 +656,14 @@ def main(argv=None):
     zygote = commands.add_parser("zygote")
     zygote.add_argument("--socket", required=True)
     zygote.add_argument("--preload", default=",".join(DEFAULT_PRELOAD))
+    zygote.add_argument("--sandbox", help="JSON: what each kernel needs to enter its sandbox")
     launcher = commands.add_parser("launch")
     launcher.add_argument("--socket", required=True)
     launcher.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command == "zygote":
-        serve(args.socket, [m for m in args.preload.split(",") if m])
+        serve(args.socket, [m for m in args.preload.split(",") if m],
+              json.loads(args.sandbox) if args.sandbox else None)
         return 0
     rest = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     return launch(args.socket, rest)

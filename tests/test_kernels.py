@@ -127,7 +127,7 @@ def test_kernels_talk_over_unix_sockets_in_the_zygotes_folder(zygote, tmp_path):
                             "info['transport'], info['ip']"], tmp_path)
     transport, ip = eval(notebook.cells[0].outputs[0]["data"]["text/plain"])
     assert transport == "ipc"
-    assert os.path.dirname(ip) == os.path.dirname(zygote.socket_path)
-    # the kernel's sockets are gone with it
-    prefix = os.path.basename(ip)
-    assert not [n for n in os.listdir(os.path.dirname(ip)) if n.startswith(prefix)]
+    # in a folder of its own beside the zygote's socket, gone with the kernel
+    kernel_folder = os.path.dirname(ip)
+    assert os.path.dirname(kernel_folder) == os.path.dirname(zygote.socket_path)
+    assert not os.path.exists(kernel_folder)
