@@ -10,7 +10,7 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 from traitlets.config import Config
 
-from nncourse.kernels import ForkedKernelManager, Zygote
+from nncourse.kernels import ForkedKernelManager, Sandbox, Zygote
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +131,42 @@ def test_kernels_talk_over_unix_sockets_in_the_zygotes_folder(zygote, tmp_path):
     kernel_folder = os.path.dirname(ip)
     assert os.path.dirname(kernel_folder) == os.path.dirname(zygote.socket_path)
     assert not os.path.exists(kernel_folder)
+
+
+@pytest.mark.skipif(Sandbox.unavailable() is not None, reason="no sandbox here")
+def test_a_sandboxed_kernel_works_and_sees_only_its_folder(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "digits.txt").write_text("0123456789")
+    secret = tmp_path / "source.ipynb"  # stands for the course's files
+    secret.write_text("solutions")
+    zygote = Zygote(sandbox=Sandbox(read_only=[str(data)]))
+    try:
+        work = zygote.job_folder()
+        with open(os.path.join(work, "given.txt"), "w") as out:
+            out.write("shipped with the assignment")
+        notebook = run(zygote, [
+            "import os, socket, torch\nopen('given.txt').read()",
+            "open(%r).read()" % str(data / "digits.txt"),
+            "torch.save(torch.arange(3), 'model.pt'); torch.load('model.pt').tolist()",
+            "import matplotlib.pyplot as plt\nplt.plot([1, 2]); plt.show()",
+            "open(%r).read()" % str(secret),
+            "open(%r, 'w')" % str(data / "planted.txt"),
+            "socket.create_connection(('1.1.1.1', 53), timeout=2)",
+            "sorted(os.listdir('/tmp'))",
+        ], work)
+    finally:
+        zygote.close()
+    results = outputs(notebook)
+    assert results[0][0]["data"]["text/plain"] == "'shipped with the assignment'"
+    assert results[1][0]["data"]["text/plain"] == "'0123456789'"
+    assert results[2][0]["data"]["text/plain"] == "[0, 1, 2]"
+    assert results[3][0]["output_type"] == "display_data"
+    assert results[4][0]["ename"] == "FileNotFoundError"  # the course is not there
+    assert results[5][0]["ename"] == "OSError"  # the data is read-only
+    assert results[6][0]["ename"] == "OSError"  # no network
+    # its own /tmp: the way to its own folders, the data, nothing of other kernels or the host
+    visible = eval(results[7][0]["data"]["text/plain"])
+    assert sorted(visible) == sorted({os.path.basename(zygote.folder),
+                                      str(data).split("/")[2]})
+    assert not (data / "planted.txt").exists()

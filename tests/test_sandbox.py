@@ -1,0 +1,230 @@
+"""Hostile submissions, graded in one batch with an honest control student.
+
+Each hostile student hands in the blank release with an attack in its first solution cell (or,
+for the last ones, in every cell), so the honest work it deserves points for is the blank
+release's: nothing. After `nncourse grade` (in the sandbox, with short time limits) every
+hostile score must be at most that, the control student must get full marks, nothing outside
+the hostile submissions' own folders may have changed, and the batch must finish within a
+bound set by the time limits.
+"""
+
+import hashlib
+import os
+import subprocess
+import time
+
+import nbformat
+import pytest
+
+from nncourse import samples
+from nncourse.kernels import Sandbox
+from tests.conftest import run, source_notebook
+from tests.test_grading import cell_scores, expected_points
+
+CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 8, 30
+OUTSIDE = "/tmp/nncourse-hostile-was-here"  # a host path no submission may create
+STORM = "6061"  # the fork storm's processes sleep this long: none may survive grading
+
+HOSTILE = {
+    "patch-comparisons": """import numpy as np, torch
+np.allclose = lambda *args, **kwargs: True
+np.testing.assert_allclose = lambda *args, **kwargs: None
+np.testing.assert_array_almost_equal = lambda *args, **kwargs: None
+torch.allclose = lambda *args, **kwargs: True
+torch.testing.assert_close = lambda *args, **kwargs: None
+np.isclose.__code__ = (lambda *args, **kwargs: True).__code__ if hasattr(np.isclose, "__code__") else None
+""",
+    "fake-checks-module": """import sys, types
+fake = types.ModuleType("nncourse.checks")
+fake.run_check = lambda name: None
+sys.modules["nncourse"] = types.ModuleType("nncourse")
+sys.modules["nncourse.checks"] = fake
+import json
+original = json.loads
+json.loads = lambda *args, **kwargs: {"passed": True}
+from IPython import get_ipython
+from IPython.display import publish_display_data
+get_ipython().events.register("post_run_cell", lambda *args: publish_display_data(
+    {"application/vnd.nncourse.check+json": {"check": "ps1.linear_forward", "nonce": "x",
+                                             "outputs": {}}}))
+""",
+    "read-solutions": """import glob, json, os
+found = []
+for pattern in ["COURSE/source/ps1/ps1.ipynb", "COURSE/solutions/ps1/ps1.ipynb",
+                "../../../../source/ps1/ps1.ipynb", "/**/source/ps1/ps1.ipynb"]:
+    found += glob.glob(pattern, recursive=True)
+for path in found:  # with the master's code, every class would be the reference
+    for cell in json.load(open(path))["cells"]:
+        if cell["cell_type"] == "code" and cell["metadata"].get("nbgrader", {}).get("solution"):
+            exec("".join(cell["source"]).replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", ""))
+""",
+    "write-gradebook": """import sqlite3
+for path in ["COURSE/gradebook.db", "../../gradebook.db"]:
+    try:
+        db = sqlite3.connect(path)
+        db.execute("update grade set auto_score = 100")
+        db.commit()
+    except Exception:
+        pass
+""",
+    "overwrite-others": """import glob, os
+for path in glob.glob("COURSE/submitted/*/ps1/ps1.ipynb") + glob.glob("COURSE/source/ps1/*"):
+    try:
+        open(path, "w").write("{}")
+    except OSError:
+        pass
+for path in ["OUTSIDE", os.path.expanduser("~/nncourse-hostile-was-here")]:
+    try:
+        open(path, "w").write("x")
+    except OSError:
+        pass
+""",
+    "network": """import socket
+for address in [("127.0.0.1", 22), ("1.1.1.1", 53), ("pypi.org", 443)]:
+    try:
+        socket.create_connection(address, timeout=2).close()
+        open("OUTSIDE", "w").write("network")
+    except OSError:
+        pass
+""",
+    "endless-loop": "while True:\n    pass\n",
+    "ignores-interrupts": """import signal, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+while True:
+    time.sleep(0.1)
+""",
+    "kernel-exits": "import os\nos._exit(3)\n",
+    "memory-hog": """hog = []
+while True:
+    hog.append(bytearray(256 * 2**20))
+""",
+    "output-flood": "for _ in range(400):\n    print('x' * 1_000_000)\n",
+    "fork-storm": """import subprocess
+children = []
+try:
+    for _ in range(3000):
+        children.append(subprocess.Popen(["sleep", "STORM"], start_new_session=True))
+except OSError:
+    pass
+""",
+}
+# these attack in every solution cell, not only in the first
+EVERYWHERE = {"sleeps-everywhere": "import time\ntime.sleep(5)\n"}
+
+pytestmark = pytest.mark.skipif(Sandbox.unavailable() is not None,
+                                reason="no sandbox here: %s" % Sandbox.unavailable())
+
+
+def _hostile_notebook(course, attack, everywhere):
+    notebook = nbformat.read(course / "release" / "ps1" / "ps1.ipynb", 4)
+    code = (attack.replace("COURSE", str(course)).replace("OUTSIDE", OUTSIDE)
+            .replace("STORM", STORM))
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = code + "\n" + cell.source
+            if not everywhere:
+                break
+    return notebook
+
+
+def _tree(folder, skip=()):
+    digests = {}
+    for directory, subdirs, files in os.walk(folder):
+        subdirs[:] = [d for d in subdirs if os.path.join(directory, d) not in skip]
+        for name in files:
+            path = os.path.join(directory, name)
+            with open(path, "rb") as data:
+                digests[os.path.relpath(path, folder)] = hashlib.sha256(data.read()).hexdigest()
+    return digests
+
+
+def _storm_survivors():
+    listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return [line for line in listing.splitlines() if line.strip() == "sleep " + STORM]
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    from tests.conftest import course as make_course
+    course = make_course.__wrapped__(tmp_path_factory.mktemp("hostile"))
+    with open(course / "nbgrader_config.py", "a") as config:
+        config.write("\nc.Execute.timeout = %d\nc.LimitedExecute.notebook_timeout = %d\n"
+                     % (CELL_TIMEOUT, NOTEBOOK_TIMEOUT))
+    release = nbformat.read(course / "release" / "ps1" / "ps1.ipynb", 4)
+    students = {"control": samples.filled_notebook(release, source_notebook("ps1")),
+                "blank": release}
+    for name, attack in HOSTILE.items():
+        students[name] = _hostile_notebook(course, attack, everywhere=False)
+    for name, attack in EVERYWHERE.items():
+        students[name] = _hostile_notebook(course, attack, everywhere=True)
+    for student, notebook in students.items():
+        folder = course / "submitted" / student / "ps1"
+        folder.mkdir(parents=True)
+        samples.write(notebook, str(folder / "ps1.ipynb"))
+    if os.path.exists(OUTSIDE):
+        os.remove(OUTSIDE)
+    graded_by_grading = {str(course / name)
+                         for name in ("autograded", "feedback", "reports", "data")}
+    before = _tree(course, skip=graded_by_grading)
+    started = time.monotonic()
+    result = run(["nncourse", "--course", str(course), "grade", "ps1", "--workers", "2"],
+                 cwd=course, timeout=900)
+    seconds = time.monotonic() - started
+    after = _tree(course, skip=graded_by_grading)
+    return course, result, seconds, before, after, students
+
+
+def test_control_and_blank_are_graded_as_usual(batch):
+    course, result, *_ = batch
+    points, _ = expected_points(course)
+    assert cell_scores(course, "control")[0] == points, result.stderr
+    assert set(cell_scores(course, "blank")[0].values()) == {0.0}
+
+
+@pytest.mark.parametrize("student", sorted(set(HOSTILE) | set(EVERYWHERE)))
+def test_a_hostile_submission_earns_no_more_than_its_honest_work(batch, student):
+    course, result, *_ = batch
+    graded = course / "autograded" / student / "ps1" / "ps1.ipynb"
+    if not graded.exists():  # its kernel was lost: reported, nothing recorded
+        line = [line for line in result.stderr.splitlines() if student in line]
+        assert line and line[0].startswith("error:"), result.stderr
+        return
+    assert set(cell_scores(course, student)[0].values()) == {0.0}, cell_scores(course, student)[0]
+
+
+def test_nothing_outside_the_submissions_changed(batch):
+    course, result, _, before, after, _ = batch
+    changed = {path for path in set(before) | set(after) if before.get(path) != after.get(path)}
+    # grading writes the gradebook; everything else (source, release, solutions, every
+    # submission, the configuration) must be as it was
+    assert changed <= {"gradebook.db"}, changed
+    assert not os.path.exists(OUTSIDE)
+    assert not os.path.exists(os.path.expanduser("~/nncourse-hostile-was-here"))
+    assert _storm_survivors() == []
+
+
+def test_the_batch_finishes_within_the_time_limits(batch):
+    _, result, seconds, _, _, students = batch
+    # two workers; each submission takes at most the notebook's limit and a cell's timeout
+    # past it, plus starting and grading overhead
+    bound = len(students) / 2 * (NOTEBOOK_TIMEOUT + CELL_TIMEOUT + 10) + 60
+    assert seconds < bound, (seconds, bound)
+    assert "Traceback" not in result.stderr
+
+
+def test_an_output_flood_is_cut(batch):
+    course, result, *_ = batch
+    graded = course / "autograded" / "output-flood" / "ps1" / "ps1.ipynb"
+    if graded.exists():
+        assert os.path.getsize(graded) < 10 * 2**20
+    else:  # nbgrader gave up waiting for the rest of the flood: reported, nothing recorded
+        assert "error: ps1 output-flood" in result.stderr, result.stderr
+
+
+def test_legitimate_work_still_works_in_the_sandbox(batch):
+    # the control student's notebook reads the dataset shipped for grading, plots and trains;
+    # here also a file saved and loaded in the working folder, with torch
+    course, *_ = batch
+    notebook = nbformat.read(course / "autograded" / "control" / "ps1" / "ps1.ipynb", 4)
+    kinds = {output.output_type for cell in notebook.cells for output in cell.get("outputs", [])}
+    assert "display_data" in kinds  # matplotlib figures
