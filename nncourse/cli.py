@@ -41,7 +41,7 @@ class Progress:
         else:
             detail = {"graded": "graded in %.1f s" % outcome.seconds,
                       "skipped": "already graded, unchanged",
-                      "failed": "FAILED"}[outcome.status]
+                      "failed": "FAILED after %.1f s" % outcome.seconds}[outcome.status]
             print("[%d/%d] %s %s: %s%s" % (self.count, self.total, outcome.problem_set,
                                            outcome.student, detail, self._time_left()),
                   flush=True)
