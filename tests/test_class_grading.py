@@ -18,7 +18,7 @@ from nncourse.course import COURSE_ID, Course
 from nncourse.grader import MARKER
 from tests.catalogue import ps1 as catalogue
 from tests.conftest import run, source_notebook
-from tests.test_grading import expected_points, submit
+from tests.test_grading import cell_scores, expected_points, submit
 
 MUTANTS = {m.name: m for m in catalogue.MUTANTS}
 SUBMITTED = "2026-10-02 17:45:12.000000 UTC"
@@ -323,3 +323,22 @@ def test_reports_csv_pass_rates_plot_and_feedback(parallel):
     html = (course / "feedback" / "mutant-ce" / "ps1" / "ps1.html").read_text()
     assert "overflow encountered in exp" in html  # the failed hidden check's message
     assert not (course / "feedback" / "full" / "ps1" / MARKER).exists()
+
+
+def test_without_a_sandbox_grading_refuses_unless_told(tmp_path_factory):
+    course = make_class(tmp_path_factory, "nosandbox", ["full"])
+    # a machine without bubblewrap: only the environment's own programs on the PATH
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable))
+    env.pop("NBGRADER_EXECUTION", None)
+    command = [os.path.join(os.path.dirname(sys.executable), "nncourse"), "--course", str(course),
+               "grade", "ps1"]
+    refused = subprocess.run(command, cwd=course, env=env, capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and "--no-sandbox" in refused.stderr
+    assert "bubblewrap" in refused.stderr
+    assert not (course / "autograded").exists()
+    graded = subprocess.run(command + ["--no-sandbox"], cwd=course, env=env, capture_output=True,
+                            text=True)
+    assert graded.returncode == 0, graded.stderr
+    points, _ = expected_points(course)
+    assert cell_scores(course, "full")[0] == points
