@@ -53,6 +53,7 @@ def hostile_batch(scratch):
         students[name] = hostile._hostile_notebook(course, attack, everywhere=False)
     for name, attack in hostile.EVERYWHERE.items():
         students[name] = hostile._hostile_notebook(course, attack, everywhere=True)
+    students[hostile.TAMPERED] = hostile._tampered_notebook(course)
     for student, notebook in students.items():
         os.makedirs(course / "submitted" / student / "ps1")
         samples.write(notebook, str(course / "submitted" / student / "ps1" / "ps1.ipynb"))

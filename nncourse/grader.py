@@ -117,6 +117,8 @@ def execute_submission(payload):
 
     config = payload["config"]
     started = time.perf_counter()
+    # nbclient leaves a task polling a lost kernel; asyncio would print its traceback
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     data_dir = write_offline_datasets(payload["data_dir"])
     try:
         zygote = _worker_zygote(payload["sandbox"], data_dir)
@@ -131,7 +133,7 @@ def execute_submission(payload):
                 out.write(data)
         config.ForkedKernelManager.zygote_socket = zygote.socket_path
         environment = dict(NBGRADER_EXECUTION="autograde", NNCOURSE_DATA=data_dir)
-        executed = {}
+        executed, notes = {}, []
         for name in payload["notebooks"]:
             notebook = nbformat.reads(payload["files"][name].decode(), as_version=4)
             resources = {"metadata": {"path": folder}, "unique_key": name[:-len(".ipynb")],
@@ -149,10 +151,12 @@ def execute_submission(payload):
                 return {"error": "%s: %s" % (name, reason[0] if reason else type(exc).__name__),
                         "seconds": time.perf_counter() - started}
             executed[name] = nbformat.writes(notebook)
+            notes += ["%s: %s" % (name, note) for note in resources.get("nncourse_notes", [])]
         written = _written_files(folder, payload["files"], set(payload["notebooks"]))
     finally:
         shutil.rmtree(os.path.dirname(folder), ignore_errors=True)
-    return {"notebooks": executed, "files": written, "seconds": time.perf_counter() - started}
+    return {"notebooks": executed, "files": written, "notes": notes,
+            "seconds": time.perf_counter() - started}
 
 
 def _written_files(folder, before, notebooks):
@@ -516,8 +520,10 @@ class ClassGrader:
                     done(Outcome(job.problem_set, job.student, "failed",
                                  "recording the grades failed: %s" % exc, seconds))
                     continue
+                notes = result.get("notes", []) + [
+                    self._feedback_problem(job.problem_set, job.student)]
                 done(Outcome(job.problem_set, job.student, "graded",
-                             self._feedback_problem(job.problem_set, job.student), seconds))
+                             "; ".join(note for note in notes if note), seconds))
         finally:
             for future in pending:
                 future.cancel()

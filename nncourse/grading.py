@@ -21,6 +21,7 @@ import re
 import secrets
 import time
 
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
@@ -123,13 +124,15 @@ class JudgeChecks(NbGraderPreprocessor):
 
 
 class LimitedExecute(Execute):
-    """nbgrader's Execute with limits for the whole notebook, not only for each cell.
+    """nbgrader's Execute with limits for the whole notebook, and a kernel that may be lost.
 
     ``Execute.timeout`` already interrupts a cell that runs too long. Here a notebook has
-    ``notebook_timeout`` seconds in all (each cell's timeout shrinks to what is left): the cells
-    after that are not run and get an error, so their tests score nothing (nbgrader would give
-    full points to a test cell without outputs). And a cell keeps at most
-    ``cell_output_bytes`` of output: a flood of prints is cut, not held in the grader's memory.
+    ``notebook_timeout`` seconds in all (each cell's timeout shrinks to what is left), and a
+    cell keeps at most ``cell_output_bytes`` of output (a flood of prints is cut, not held in
+    the grader's memory). A kernel that dies, or stops answering (it ignored the interrupt),
+    loses the cell it was running and the cells after it, and the notebook is graded with
+    what ran before. Cells that are not run get an error: nbgrader would give full points to a
+    test cell without outputs. What happened is noted in ``resources["nncourse_notes"]``.
     """
 
     notebook_timeout = Integer(600, help="seconds for the whole notebook").tag(config=True)
@@ -138,21 +141,39 @@ class LimitedExecute(Execute):
     def preprocess(self, nb, resources=None, km=None):
         self._deadline = time.monotonic() + self.notebook_timeout
         self._output_bytes = {}
+        self._lost = None  # why the cells from here on are not run
         self.timeout_func = self._time_left
-        return super().preprocess(nb, resources, km=km)
+        nb, resources = super().preprocess(nb, resources, km=km)
+        if self._lost:
+            resources.setdefault("nncourse_notes", []).append(self._lost)
+        return nb, resources
 
     def _time_left(self, cell):
         left = max(1, int(self._deadline - time.monotonic()) + 1)
         return left if self.timeout is None or self.timeout < 0 else min(self.timeout, left)
 
+    @staticmethod
+    def _not_run(cell, name, text):
+        cell.outputs.append(NotebookNode(output_type="error", ename=name, evalue="",
+                                         traceback=["%s: %s" % (name, text)]))
+
     def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type == "code" and time.monotonic() >= self._deadline:
-            cell.outputs = [NotebookNode(
-                output_type="error", ename="NotebookTimeLimit", evalue="",
-                traceback=["NotebookTimeLimit: the notebook ran past its time limit "
-                           "(%d s); this cell was not run" % self.notebook_timeout])]
+        if cell.cell_type != "code":
             return cell, resources
-        return super().preprocess_cell(cell, resources, index)
+        if self._lost is None and time.monotonic() >= self._deadline:
+            self._lost = "the notebook ran past its time limit (%d s)" % self.notebook_timeout
+        if self._lost:
+            cell.outputs = []
+            self._not_run(cell, "NotRun", "%s; this cell was not run" % self._lost)
+            return cell, resources
+        try:
+            return super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            self._lost = "the kernel died in cell %d" % index
+        except CellTimeoutError:
+            self._lost = "the kernel stopped answering in cell %d" % index
+        self._not_run(cell, "KernelLost", self._lost)
+        return cell, resources
 
     def output(self, outs, msg, display_id, cell_index):
         size = len(json.dumps(msg.get("content", {})))

@@ -295,13 +295,21 @@ def test_feedback_shows_failures_but_no_hidden_tests(graded):
         assert leak not in html, leak
 
 
-def test_a_kernel_crash_is_reported_and_the_others_are_still_graded(course):
+def test_a_kernel_crash_costs_the_cells_from_the_crash_on_and_is_reported(course):
+    # ReLU's forward kills the kernel: the Linear cells before it keep their points
     submit(course, "crashy", [("relu_solution", "return np.maximum(input_array, 0.0)",
                                "import os; os._exit(1)")])
     submit(course, "steady", [])
     result = _grade(course)
-    assert result.returncode == 1
-    line = _one_line_error(result)
-    assert "crashy" in line and "Kernel died" in line
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "crashy" in line]
+    assert len(notes) == 1 and notes[0].startswith("note:") and "kernel died" in notes[0]
+    points, _ = expected_points(course)
+    scores, notebook = cell_scores(course, "crashy")
+    order = list(points)  # notebook order
+    linear = order[:order.index("test_relu_forward")]
+    assert {cell: scores[cell] for cell in linear} == {cell: points[cell] for cell in linear}
+    assert all(scores[cell] == 0.0 for cell in points if cell not in linear)
     rows = grades(course)
-    assert rows["steady"]["score"] == sum(expected_points(course)[0].values())
+    assert rows["crashy"]["score"] == sum(points[cell] for cell in linear)
+    assert rows["steady"]["score"] == sum(points.values())

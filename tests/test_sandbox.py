@@ -79,6 +79,11 @@ for path in ["OUTSIDE", os.path.expanduser("~/nncourse-hostile-was-here")]:
     except OSError:
         pass
 """,
+    "edit-code-objects": """import json, IPython.display
+# the probes publish their reports with this function, and encode with json
+IPython.display.publish_display_data.__code__ = (lambda *args, **kwargs: None).__code__
+json.dumps.__code__ = (lambda *args, **kwargs: '{"passed": true}').__code__
+""",
     "network": """import socket
 for address in [("127.0.0.1", 22), ("1.1.1.1", 53), ("pypi.org", 443)]:
     try:
@@ -110,6 +115,7 @@ except OSError:
 }
 # these attack in every solution cell, not only in the first
 EVERYWHERE = {"sleeps-everywhere": "import time\ntime.sleep(5)\n"}
+TAMPERED = "edits-test-cells"  # the blank release with its test cells emptied and re-pointed
 
 pytestmark = pytest.mark.skipif(Sandbox.unavailable() is not None,
                                 reason="no sandbox here: %s" % Sandbox.unavailable())
@@ -124,6 +130,16 @@ def _hostile_notebook(course, attack, everywhere):
             cell.source = code + "\n" + cell.source
             if not everywhere:
                 break
+    return notebook
+
+
+def _tampered_notebook(course):
+    notebook = nbformat.read(course / "release" / "ps1" / "ps1.ipynb", 4)
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") and cell.cell_type == "code":
+            cell.source = "pass"
+            meta.update(points=100, locked=False)
     return notebook
 
 
@@ -157,6 +173,7 @@ def batch(tmp_path_factory):
         students[name] = _hostile_notebook(course, attack, everywhere=False)
     for name, attack in EVERYWHERE.items():
         students[name] = _hostile_notebook(course, attack, everywhere=True)
+    students[TAMPERED] = _tampered_notebook(course)
     for student, notebook in students.items():
         folder = course / "submitted" / student / "ps1"
         folder.mkdir(parents=True)
@@ -181,7 +198,7 @@ def test_control_and_blank_are_graded_as_usual(batch):
     assert set(cell_scores(course, "blank")[0].values()) == {0.0}
 
 
-@pytest.mark.parametrize("student", sorted(set(HOSTILE) | set(EVERYWHERE)))
+@pytest.mark.parametrize("student", sorted(set(HOSTILE) | set(EVERYWHERE) | {TAMPERED}))
 def test_a_hostile_submission_earns_no_more_than_its_honest_work(batch, student):
     course, result, *_ = batch
     graded = course / "autograded" / student / "ps1" / "ps1.ipynb"
@@ -189,7 +206,11 @@ def test_a_hostile_submission_earns_no_more_than_its_honest_work(batch, student)
         line = [line for line in result.stderr.splitlines() if student in line]
         assert line and line[0].startswith("error:"), result.stderr
         return
-    assert set(cell_scores(course, student)[0].values()) == {0.0}, cell_scores(course, student)[0]
+    scores, _ = cell_scores(course, student)
+    assert set(scores.values()) == {0.0}, scores
+    # and the points are the source's, whatever the submitted metadata said
+    from tests.test_grading import grades
+    assert float(grades(course)[student]["max_score"]) == float(grades(course)["control"]["max_score"])
 
 
 def test_nothing_outside_the_submissions_changed(batch):
@@ -209,7 +230,7 @@ def test_the_batch_finishes_within_the_time_limits(batch):
     # past it, plus starting and grading overhead
     bound = len(students) / 2 * (NOTEBOOK_TIMEOUT + CELL_TIMEOUT + 10) + 60
     assert seconds < bound, (seconds, bound)
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
 
 
 def test_an_output_flood_is_cut(batch):
