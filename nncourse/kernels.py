@@ -158,10 +158,9 @@ def _children(parent):
     return found
 
 
-def _kill_orphans(keep=()):
-    """Kills this process's children but ``keep`` (with PR_SET_CHILD_SUBREAPER, the
-    processes a kernel left behind, even those that started their own session), and reaps
-    what has ended."""
+def _kill_orphans():
+    """Kills this process's children (as a subreaper, the processes a kernel left behind,
+    even those that started their own session) and reaps what has ended."""
     while True:
         try:
             if not os.waitpid(-1, os.WNOHANG)[0]:
@@ -169,11 +168,10 @@ def _kill_orphans(keep=()):
         except ChildProcessError:
             break
     for pid in _children(os.getpid()):
-        if pid not in keep:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _subreaper():
@@ -434,18 +432,10 @@ class Sandbox:
 
 
 def _descendants(root):
-    """``root`` and every process below it (from /proc)."""
-    parents = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open("/proc/%s/stat" % name) as stat:
-                    parents[int(name)] = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                pass
+    """``root`` and every process below it."""
     found, frontier = [root], [root]
     while frontier:
-        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        frontier = [child for parent in frontier for child in _children(parent)]
         found += frontier
     return found
 
