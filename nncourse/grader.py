@@ -7,7 +7,7 @@
    source (nbgrader's sanitizing preprocessors);
 2. *execute*: runs the notebook in a fresh kernel and post-processes it (the preprocessors of
    ``Autograde.autograde_preprocessors`` before ``SaveAutoGrades``: here ExpandChecks,
-   Execute, JudgeChecks, IgnorePattern, ClearMetadata, LimitOutput);
+   LimitedExecute, JudgeChecks, IgnorePattern, ClearMetadata, LimitOutput), in the sandbox;
 3. *record*: ``SaveAutoGrades`` and what follows it (late penalties, metadata checks) write
    the scores to the gradebook, and the graded notebook is written to ``autograded/``.
 
@@ -15,7 +15,8 @@ This module runs steps 1 and 3 with nbgrader's own classes in the coordinating p
 only one that touches the gradebook, and ships step 2 (the slow one) to workers: a local
 process pool on all cores, or the workers of a Dask cluster. A worker receives the prepared
 files, not paths, so it needs no shared file system, and starts kernels by forking a zygote
-that has already imported the heavy libraries (:mod:`nncourse.kernels`).
+that has already imported the heavy libraries (:mod:`nncourse.kernels`), inside the sandbox
+that module describes unless told otherwise.
 
 A submission is done once its graded notebooks and a marker file are written; the marker
 holds a fingerprint of the submission and of the source, so grading again skips what is
@@ -67,6 +68,7 @@ class GradingError(Exception):
 # ---------------------------------------------------------------------------- worker side
 
 _zygote = None
+_zygote_settings = None  # (sandboxed, datasets folder) it was started with
 _zygote_lock = threading.Lock()
 
 
@@ -81,12 +83,12 @@ def _init_local_worker(threads):
 
 def _worker_zygote(sandboxed, data_dir):
     """This worker's zygote (started again if it died or the sandbox settings changed)."""
-    global _zygote
+    global _zygote, _zygote_settings
     from .kernels import Sandbox, Zygote
     with _zygote_lock:
         wanted = (sandboxed, data_dir)
         if _zygote is not None and (_zygote.process.poll() is not None
-                                    or getattr(_zygote, "settings", None) != wanted):
+                                    or _zygote_settings != wanted):
             _zygote.close()
             _zygote = None
         if _zygote is None:
@@ -101,7 +103,7 @@ def _worker_zygote(sandboxed, data_dir):
                                        % (socket.gethostname(), reason))
                 sandbox = Sandbox(read_only=[data_dir])
             _zygote = Zygote(env=env, sandbox=sandbox)
-            _zygote.settings = wanted
+            _zygote_settings = wanted
         return _zygote
 
 
