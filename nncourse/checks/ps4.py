@@ -535,17 +535,21 @@ def train_rnn(inputs, outputs):
 
 # --- SimplePyTorchRNN -----------------------------------------------------------------------
 
+def _torch_weights(parameters):
+    """The NumPy network's parameters under SimplePyTorchRNN's names (b_1 lives in IW_11)."""
+    return {"IW_11.weight": parameters["IW_11"].astype(np.float32),
+            "IW_11.bias": parameters["b_1"].ravel().astype(np.float32),
+            "LW_11.weight": parameters["LW_11"].astype(np.float32),
+            "LW_21.weight": parameters["LW_21"].astype(np.float32),
+            "LW_21.bias": parameters["b_2"].ravel().astype(np.float32)}
+
+
 def pytorch_forward_inputs():
     rng = np.random.default_rng(408)
     cases = []
     for R, S1, S2, B, T in [(2, 3, 2, 4, 5), (1, 5, 1, 1, 7)]:
-        parameters = _rnn_parameters(rng, R, S1, S2)
         cases.append({"sizes": [R, S1, S2],
-                      "weights": {"IW_11.weight": parameters["IW_11"].astype(np.float32),
-                                  "IW_11.bias": parameters["b_1"].ravel().astype(np.float32),
-                                  "LW_11.weight": parameters["LW_11"].astype(np.float32),
-                                  "LW_21.weight": parameters["LW_21"].astype(np.float32),
-                                  "LW_21.bias": parameters["b_2"].ravel().astype(np.float32)},
+                      "weights": _torch_weights(_rnn_parameters(rng, R, S1, S2)),
                       "x": rng.normal(size=(B, T, R)).astype(np.float32),
                       "a1_prev": rng.normal(size=(B, S1)).astype(np.float32)})
     return {"cases": cases}
@@ -670,13 +674,8 @@ def pytorch_loss(inputs, outputs):
 def train_step_inputs():
     rng = np.random.default_rng(410)
     R, S1, S2, B, T = 1, 3, 1, 3, 5
-    parameters = _rnn_parameters(rng, R, S1, S2)
     return {"sizes": [R, S1, S2], "learning_rate": 0.4,
-            "weights": {"IW_11.weight": parameters["IW_11"].astype(np.float32),
-                        "IW_11.bias": parameters["b_1"].ravel().astype(np.float32),
-                        "LW_11.weight": parameters["LW_11"].astype(np.float32),
-                        "LW_21.weight": parameters["LW_21"].astype(np.float32),
-                        "LW_21.bias": parameters["b_2"].ravel().astype(np.float32)},
+            "weights": _torch_weights(_rnn_parameters(rng, R, S1, S2)),
             "batches": [{"x": (rng.uniform(size=(B, T, R)) < 0.5).astype(np.float32),
                          "y": (rng.uniform(size=(B, T, S2)) < 0.5).astype(np.float32),
                          "mask": _lengths_mask(lengths, T)}
