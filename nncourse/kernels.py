@@ -529,10 +529,14 @@ class Zygote:
         # the socket, and the Unix sockets of kernels killed before they could remove them
         shutil.rmtree(self.folder, ignore_errors=True)
         for folder in self.cgroups:
-            try:
-                os.rmdir(folder)
-            except OSError:
-                pass  # a process of it is still exiting; the folder is empty and harmless
+            for _ in range(100):  # its last processes may take a moment to leave
+                try:
+                    os.rmdir(folder)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
 
 
 # ---------------------------------------------------------------------------- launcher
