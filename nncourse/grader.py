@@ -23,6 +23,7 @@ holds a fingerprint of the submission and of the source, so grading again skips 
 done and unchanged, and an interrupted run loses at most the submissions in flight.
 """
 
+import atexit
 import copy
 import fnmatch
 import hashlib
@@ -104,7 +105,14 @@ def _worker_zygote(sandboxed, data_dir):
                 sandbox = Sandbox(read_only=[data_dir])
             _zygote = Zygote(env=env, sandbox=sandbox)
             _zygote_settings = wanted
+            atexit.register(_close_zygote)  # its folder and cgroups go with the worker
         return _zygote
+
+
+def _close_zygote():
+    with _zygote_lock:
+        if _zygote is not None:
+            _zygote.close()
 
 
 def execute_submission(payload):
