@@ -24,8 +24,9 @@ owner closes its stdin.
 With a sandbox (Linux, ``Zygote(sandbox=...)``), the zygote itself runs under bubblewrap: no
 network, a read-only view of the system and of Python, and of nothing else but its own folder
 (``Sandbox``). Each kernel it forks then walls itself off from the others before it starts
-(:func:`_enter_sandbox`): new user, mount and PID namespaces, a fresh ``/tmp`` that holds only
-its own submission folder and connection files, and limits on memory, processes and file sizes.
+(:func:`_enter_sandbox`): new user and mount namespaces, a fresh ``/tmp`` that holds only its
+own submission folder and connection files, limits on memory, processes and file sizes, and a
+subreaper above it that kills whatever it leaves behind.
 This file is copied into the sandbox and run from there, so that the kernel never sees the
 nncourse package (the hidden checks) or the course.
 """
@@ -175,7 +176,7 @@ def _kill_orphans():
 
 
 def _subreaper():
-    ctypes.CDLL(None, use_errno=True).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+    _libc_call("prctl", 36, 1)  # PR_SET_CHILD_SUBREAPER
 
 
 def _wait_then_clean(kernel):
@@ -417,8 +418,9 @@ class Sandbox:
         for name in sorted(os.listdir("/dev")):  # a GPU, when there is one
             if name.startswith("nvidia"):
                 command += ["--dev-bind", "/dev/" + name, "/dev/" + name]
+        # one mount point per folder a kernel keeps: its job, its kernel folder, the read-only ones
         command += ["--dir", STAGE]
-        for number in range(2 + len(self.read_only) + 1):
+        for number in range(2 + len(self.spec(folder)["read_only"])):
             command += ["--dir", "%s/%d" % (STAGE, number)]
         command += ["--setenv", "MPLCONFIGDIR", os.path.join(folder, "mpl"),
                     "--setenv", "HOME", os.path.join(folder, "mpl"), "--chdir", folder]
@@ -572,8 +574,6 @@ def launch(socket_path, argv):
 # ---------------------------------------------------------------------------- kernel manager
 
 def _kernel_manager_class():
-    import uuid
-
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import Unicode, default
 
