@@ -123,6 +123,7 @@ def execute_submission(payload):
     """
     from nbgrader import utils
     from nbgrader.preprocessors import Execute
+    from .grading import BREACHES
     from .kernels import ForkedKernelManager
 
     config = payload["config"]
@@ -147,6 +148,7 @@ def execute_submission(payload):
         for name in payload["notebooks"]:
             notebook = nbformat.reads(payload["files"][name].decode(), as_version=4)
             resources = {"metadata": {"path": folder}, "unique_key": name[:-len(".ipynb")],
+                         BREACHES: payload.get("breaches", {}).get(name, {}),
                          "nbgrader": {"student": payload["student"],
                                       "assignment": payload["problem_set"],
                                       "notebook": name[:-len(".ipynb")], "db_url": None}}
@@ -432,8 +434,23 @@ class ClassGrader:
         notebooks = sorted(name for name in files if "/" not in name and name.endswith(".ipynb"))
         return {"problem_set": problem_set, "student": student, "files": files,
                 "notebooks": notebooks, "config": self.config,
+                "breaches": self._review(problem_set, notebooks, files),
                 "preprocessors": self.execute_steps, "data_dir": self.course.data_dir,
                 "sandbox": self.sandbox}
+
+    def _review(self, problem_set, notebooks, files):
+        """The test cells each notebook forfeits by breaking the problem set's rules on what
+        graded code may use (read here, from the source, never in the kernel)."""
+        from .grading import review_submission
+        breaches = {}
+        for name in notebooks:
+            source_path = self.course.path("source", problem_set, name)
+            if not os.path.isfile(source_path):
+                continue
+            submitted = nbformat.reads(files[name].decode(), as_version=4)
+            breaches[name] = review_submission(submitted, nbformat.read(source_path, 4),
+                                               problem_set)
+        return breaches
 
     # step 3 ----------------------------------------------------------------------------
     def record(self, problem_set, student, executed, fingerprint, written=None):

@@ -34,10 +34,29 @@ CHECK_LINE = re.compile(r"""^(?P<indent>\s*)run_check\((?P<q>["'])(?P<name>[\w.]
 HIDDEN_REGION = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?",
                            re.S | re.M)
 _STATE = "nncourse_checks"
+BREACHES = "nncourse_breaches"  # resources key: {grade_id: message} from review_submission
 
 
 def _is_test_cell(cell):
     return cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
+
+
+def check_names(cell):
+    """The hidden checks a test cell runs (its ``run_check`` lines)."""
+    return [match["name"] for match in map(CHECK_LINE.match, cell.source.splitlines()) if match]
+
+
+def review_submission(notebook, source, problem_set):
+    """``{grade_id: message}`` for the test cells that the submission's code forfeits by
+    breaking the problem set's rules (nncourse/policy.py); judged with the other failures."""
+    from . import policy
+    cells = {cell.metadata.nbgrader["grade_id"]: cell for cell in notebook.cells
+             if _is_test_cell(cell)}
+
+    def names_of(grade_id):
+        return set().union(*[policy.probe_names(checks.get(name))
+                             for name in check_names(cells[grade_id])] or [set()])
+    return policy.review(notebook, source, checks.rules(problem_set), names_of)
 
 
 class ExpandChecks(NbGraderPreprocessor):
@@ -89,6 +108,10 @@ class JudgeChecks(NbGraderPreprocessor):
         if not _is_test_cell(cell):
             return cell, resources
         grade_id = cell.metadata.nbgrader["grade_id"]
+        breach = resources.get(BREACHES, {}).get(grade_id)
+        if breach is not None:
+            cell.outputs = [o for o in cell.outputs if o.output_type != "execute_result"]
+            cell.outputs.append(_error(breach))
         state = resources.get(_STATE, {}).get(grade_id)
         if state is None:
             return cell, resources
@@ -119,7 +142,9 @@ class JudgeChecks(NbGraderPreprocessor):
                 message = "internal error of the grader while judging; tell your instructor"
             if message is not None:
                 failures.append(message)
-        cell.outputs = kept + [_error(message) for message in failures]
+        if breach is not None:
+            failures.append(breach)
+        cell.outputs = kept + [_error(message) for message in dict.fromkeys(failures)]
         return cell, resources
 
 

@@ -75,6 +75,13 @@ def all_checks(problem_set):
     return {n: c for n, c in _REGISTRY.items() if n.startswith(problem_set + ".")}
 
 
+def rules(problem_set):
+    """The problem set's :class:`nncourse.policy.Rule` list (``POLICY`` of its module)."""
+    if problem_set not in PROBLEM_SETS:
+        return []
+    return list(getattr(importlib.import_module("nncourse.checks." + problem_set), "POLICY", []))
+
+
 def verdict(check_, encoded_inputs, encoded_outputs):
     """Judges encoded outputs; returns None when they pass, else the failure message."""
     if isinstance(encoded_outputs, dict) and set(encoded_outputs) == {wire.ERROR_KEY}:
@@ -87,18 +94,38 @@ def verdict(check_, encoded_inputs, encoded_outputs):
         check_.judge(wire.decode(json.loads(encoded_inputs)), outputs)
     except CheckFailed as failure:
         return str(failure)
-    except (KeyError, IndexError, TypeError, AttributeError) as exc:
-        # only outputs that did not come from the probe (forged or cut short) get here
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        # only outputs that did not come from the probe (forged, cut short, or with a list
+        # of another length than the inputs': zip(..., strict=True)) get here
         return "the check got back incomplete results (%s: %s)" % (type(exc).__name__, exc)
     return None
 
 
+def _global_names(code):
+    """Names a function's code (nested functions and classes included) looks up."""
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if inspect.iscode(constant):
+            names |= _global_names(constant)
+    return names
+
+
 def _probe_sources(probe):
-    """The probe and its fellow ``probe_*`` functions of the same module (helpers it calls)."""
+    """The probe and the ``probe_*`` functions of its module that it calls, directly or
+    through one another: nothing more of the module reaches the kernel."""
     module = sys.modules[probe.__module__]
-    return [inspect.getsource(function) for name, function in vars(module).items()
-            if name.startswith("probe_") and inspect.isfunction(function)
-            and function.__module__ == module.__name__]
+    helpers = {name: function for name, function in vars(module).items()
+               if name.startswith("probe_") and inspect.isfunction(function)
+               and function.__module__ == module.__name__}
+    needed, frontier = [], [probe.__name__]
+    while frontier:
+        name = frontier.pop()
+        if name in needed:
+            continue
+        needed.append(name)
+        frontier += [called for called in _global_names(helpers[name].__code__)
+                     if called in helpers and called not in needed]
+    return [inspect.getsource(helpers[name]) for name in sorted(needed)]
 
 
 def render_probe(check_, nonce, encoded_inputs=None):

@@ -64,6 +64,15 @@ def scalar(value, expected, what, *, rtol=1e-5, atol=1e-7):
           rtol=rtol, atol=atol)
 
 
+def items(value, count, what):
+    """The ``count`` items of a list the probe returned; fails on anything else, so that a
+    report cut short (or forged empty) checks nothing and passes nothing."""
+    raised(value, what)
+    if not isinstance(value, list) or len(value) != count:
+        raise CheckFailed("the check got back incomplete results for %s" % what)
+    return value
+
+
 def shape(value, expected_shape, what):
     actual = as_array(value, what)
     if actual.shape != tuple(expected_shape):

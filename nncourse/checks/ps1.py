@@ -12,6 +12,13 @@ import torch.nn.functional as F
 from . import CheckFailed, check
 from . import judging as J
 from .wire import Raised, attempt, lookup  # noqa: F401 (names the probes use in the kernel)
+from ..policy import Rule
+
+# ps1 builds backpropagation by hand: graded code may use NumPy, not a library that
+# differentiates or implements the layers for it (checked on the source: nncourse/policy.py).
+POLICY = [Rule(modules=("torch", "torchvision", "tensorflow", "keras", "jax", "autograd",
+                        "sklearn", "scipy", "mlxtend"),
+               why="ps1 is done with NumPy alone (no torch or other learning library)")]
 
 
 def _t(array):
@@ -73,7 +80,7 @@ def _linear_oracle(case, lam=0.0):
 
 @check("ps1.linear_forward", inputs=linear_inputs, probe=probe_linear)
 def linear_forward(inputs, outputs):
-    for case, out in zip(inputs["cases"], outputs["cases"]):
+    for case, out in zip(inputs["cases"], outputs["cases"], strict=True):
         n_in, n_out = case["W"].shape
         J.constructed(out, "Linear(%d, %d)" % (n_in, n_out))
         what = "Linear(%d, %d).forward on a batch of %d" % (n_in, n_out, len(case["x"]))
@@ -84,7 +91,7 @@ def linear_forward(inputs, outputs):
 
 @check("ps1.linear_backward", inputs=linear_inputs, probe=probe_linear)
 def linear_backward(inputs, outputs):
-    for case, out in zip(inputs["cases"], outputs["cases"]):
+    for case, out in zip(inputs["cases"], outputs["cases"], strict=True):
         n_in, n_out = case["W"].shape
         J.constructed(out, "Linear(%d, %d)" % (n_in, n_out))
         what = "the gradient dL/dX returned by Linear(%d, %d).backward" % (n_in, n_out)
@@ -93,7 +100,7 @@ def linear_backward(inputs, outputs):
 
 @check("ps1.linear_update", inputs=linear_inputs, probe=probe_linear)
 def linear_update(inputs, outputs):
-    for case, out in zip(inputs["cases"], outputs["cases"]):
+    for case, out in zip(inputs["cases"], outputs["cases"], strict=True):
         n_in, n_out = case["W"].shape
         J.constructed(out, "Linear(%d, %d)" % (n_in, n_out))
         J.raised(out["dx"], "Linear(%d, %d).backward" % (n_in, n_out))
@@ -134,7 +141,7 @@ def probe_linear_l2(ns, inputs):
 
 @check("ps1.linear_l2", inputs=linear_l2_inputs, probe=probe_linear_l2)
 def linear_l2(inputs, outputs):
-    for case, out in zip(inputs["cases"], outputs["cases"]):
+    for case, out in zip(inputs["cases"], outputs["cases"], strict=True):
         n_in, n_out = case["W"].shape
         J.constructed(out, "LinearL2(%d, %d, l2_lambda=%.3g)" % (n_in, n_out, case["lam"]))
         grads = _linear_oracle(case, lam=case["lam"])
@@ -257,7 +264,7 @@ def _loss_oracle(function, case):
 
 def _judge_loss(inputs, outputs, name, function, part):
     J.constructed(outputs, name + "()")
-    for case, out in zip(inputs["cases"], outputs["cases"]):
+    for case, out in zip(inputs["cases"], outputs["cases"], strict=True):
         value, grad = _loss_oracle(function, case)
         shape = "x".join(str(n) for n in case["pred"].shape)
         if part == "forward":
@@ -399,7 +406,7 @@ def _simplenn_expected(inputs, batch):
 @check("ps1.simplenn", inputs=simplenn_inputs, probe=probe_simplenn)
 def simplenn(inputs, outputs):
     J.constructed(outputs, "SimpleNN(layers, loss, lr)")
-    for number, (batch, out) in enumerate(zip(inputs["batches"], outputs["batches"]), 1):
+    for number, (batch, out) in enumerate(zip(inputs["batches"], outputs["batches"], strict=True), 1):
         where = "on batch %d (of %d samples)" % (number, len(batch["x"]))
         p, loss, backward = _simplenn_expected(inputs, batch)
         J.close(out["prediction"], p, "the output of SimpleNN.forward " + where)
@@ -472,7 +479,7 @@ def _conv1d_name(case):
 
 @check("ps1.conv1d_forward", inputs=conv1d_inputs, probe=probe_conv1d)
 def conv1d_forward(inputs, outputs):
-    for case, out in zip(inputs["cases"], outputs["cases"]):
+    for case, out in zip(inputs["cases"], outputs["cases"], strict=True):
         J.constructed(out, _conv1d_name(case))
         J.close(out["forward"], _conv1d_oracle(case)["y"],
                 "%s.forward on a %dx%d input" % ((_conv1d_name(case),) + case["x"].shape))
@@ -480,7 +487,7 @@ def conv1d_forward(inputs, outputs):
 
 @check("ps1.conv1d_backward", inputs=conv1d_inputs, probe=probe_conv1d)
 def conv1d_backward(inputs, outputs):
-    for case, out in zip(inputs["cases"], outputs["cases"]):
+    for case, out in zip(inputs["cases"], outputs["cases"], strict=True):
         name = _conv1d_name(case)
         J.constructed(out, name)
         grads = _conv1d_oracle(case)

@@ -12,6 +12,16 @@ from . import CheckFailed, check
 from . import judging as J
 from .wire import Raised, attempt, lookup  # noqa: F401 (names the probes use in the kernel)
 from ..datasets import mnist_split
+from ..policy import Rule
+
+# The first part builds the layers from tensor operations; TorchNet (later) uses torch.nn.
+POLICY = [Rule(modules=("torch.nn", "torch.autograd", "torch.func", "torch.optim", "functorch",
+                        "torchvision", "tensorflow", "jax", "sklearn", "scipy"),
+               attributes=("requires_grad", "requires_grad_", "retain_grad", "grad_fn",
+                           "enable_grad"),
+               names=("Linear", "ReLU", "Sigmoid", "Net", "Softmax", "CrossEntropyLoss"),
+               why="the layers, the network and the loss are built from tensor operations "
+                   "(no torch.nn, torch.nn.functional or autograd)")]
 
 
 
@@ -63,7 +73,7 @@ def _linear_oracle(case):
 
 @check("ps2.linear_forward", inputs=linear_inputs, probe=probe_linear)
 def linear_forward(inputs, outputs):
-    for case, out in zip(inputs["cases"], outputs["cases"]):
+    for case, out in zip(inputs["cases"], outputs["cases"], strict=True):
         n_in, n_out = case["W"].shape
         name = "Linear(%d, %d)" % (n_in, n_out)
         J.constructed(out, name)
@@ -76,7 +86,7 @@ def linear_forward(inputs, outputs):
 
 @check("ps2.linear_backward", inputs=linear_inputs, probe=probe_linear)
 def linear_backward(inputs, outputs):
-    for case, out in zip(inputs["cases"], outputs["cases"]):
+    for case, out in zip(inputs["cases"], outputs["cases"], strict=True):
         n_in, n_out = case["W"].shape
         name = "Linear(%d, %d)" % (n_in, n_out)
         J.constructed(out, name)
@@ -254,7 +264,7 @@ def net_step(inputs, outputs):
               np.zeros(inputs["B"].shape[1])]
     names = ["the first layer's weight", "the first layer's bias", "the last layer's weight",
              "the last layer's bias"]
-    for name, value, start, grad in zip(names, outputs["after"], before, inputs["grads"]):
+    for name, value, start, grad in zip(names, outputs["after"], before, inputs["grads"], strict=True):
         J.close(value, start - inputs["lr"] * grad, name + " after optimizer_step",
                 rtol=1e-4, atol=1e-5)
 
@@ -293,7 +303,7 @@ def probe_torchnet(ns, inputs):
 
 @check("ps2.torchnet", inputs=torchnet_inputs, probe=probe_torchnet)
 def torchnet(inputs, outputs):
-    for (n_in, hidden, n_out), x, out in zip(inputs["sizes"], inputs["x"], outputs["cases"]):
+    for (n_in, hidden, n_out), x, out in zip(inputs["sizes"], inputs["x"], outputs["cases"], strict=True):
         name = "TorchNet(%d, %d, %d)" % (n_in, hidden, n_out)
         J.constructed(out, name)
         if not out["is_module"]:
@@ -358,7 +368,7 @@ def _unchanged(after, before, what):
 
 @check("ps2.softmax", inputs=loss_inputs, probe=probe_softmax)
 def softmax(inputs, outputs):
-    for case, out in zip(inputs["cases"], outputs["cases"]):
+    for case, out in zip(inputs["cases"], outputs["cases"], strict=True):
         what = "Softmax of a %dx%d batch%s" % (case["z"].shape + (
             " of large logits" if np.abs(case["z"]).max() > 100 else "",))
         J.close(out["p"], torch.softmax(torch.tensor(case["z"]), dim=1).numpy(), what,
@@ -375,7 +385,7 @@ def _ce_oracle(case):
 
 @check("ps2.cross_entropy_loss", inputs=loss_inputs, probe=probe_cross_entropy)
 def cross_entropy_loss(inputs, outputs):
-    for case, out in zip(inputs["cases"], outputs["cases"]):
+    for case, out in zip(inputs["cases"], outputs["cases"], strict=True):
         loss, _ = _ce_oracle(case)
         J.scalar(out["loss"], loss, "the loss of CrossEntropyLoss on a %dx%d batch"
                  % case["z"].shape, rtol=1e-4, atol=1e-5)
@@ -384,7 +394,7 @@ def cross_entropy_loss(inputs, outputs):
 
 @check("ps2.cross_entropy_grad", inputs=loss_inputs, probe=probe_cross_entropy)
 def cross_entropy_grad(inputs, outputs):
-    for case, out in zip(inputs["cases"], outputs["cases"]):
+    for case, out in zip(inputs["cases"], outputs["cases"], strict=True):
         _, grad = _ce_oracle(case)
         J.raised(out["loss"], "CrossEntropyLoss")
         J.close(out["grad"], grad, "the gradient of CrossEntropyLoss on a %dx%d batch"

@@ -75,7 +75,7 @@ def probe_ann_relu(ns, inputs):
 
 
 def _judge_ann(inputs, outputs, name, activation):
-    for case, out in zip(inputs["cases"], outputs["cases"]):
+    for case, out in zip(inputs["cases"], outputs["cases"], strict=True):
         call = "%s(%d, %d)" % (name, case["d_in"], case["d_out"])
         J.constructed(out, call)
         sizes = [case["d_in"]] + HIDDEN + [case["d_out"]]
@@ -197,7 +197,7 @@ def train_and_test(inputs, outputs):
     hp = inputs["hyperparameters"]
     what = ("with lr=%g, momentum=%g and %d epochs on the grader's data"
             % (hp["lr"], hp["momentum"], hp["epochs"]))
-    for student, oracle in zip(outputs["parameters"], parameters):
+    for student, oracle in zip(outputs["parameters"], parameters, strict=True):
         J.close(student, oracle, "the model's parameters after train_and_test " + what,
                 rtol=1e-4, atol=1e-5)
     returned = outputs["grads"]

@@ -15,8 +15,15 @@ import torch.nn.functional as F
 from . import CheckFailed, check
 from . import judging as J
 from .wire import Raised, attempt, lookup  # noqa: F401 (names the probes use in the kernel)
+from ..policy import Rule
 
 PARAMETERS = ("LW_11", "IW_11", "LW_21", "b_1", "b_2")
+
+# The notebook lends its visible tests trusted versions of the other parts (cell "stand_ins");
+# they are not a student's to hand in (checked on the source: nncourse/policy.py).
+POLICY = [Rule(helpers=("trusted_sigmoid", "trusted_loss", "trusted_logit_gradient",
+                        "trusted_collate", "stand_ins"),
+               why="graded code must be your own, not the notebook's test helpers")]
 
 
 def _sigmoid(n):
@@ -95,7 +102,7 @@ def parity_targets(X, window):
 
 @check("ps4.counting_ones_data", inputs=data_inputs, probe=probe_data)
 def counting_ones_data(inputs, outputs):
-    for (samples, length, window), value in zip(inputs["cases"], outputs["cases"]):
+    for (samples, length, window), value in zip(inputs["cases"], outputs["cases"], strict=True):
         call = "generate_counting_ones_data(%d, %d, %d)" % (samples, length, window)
         J.raised(value, call)
         if len(value) != 2:
@@ -160,7 +167,7 @@ def probe_bce_loss(ns, inputs):
 
 @check("ps4.bce_loss", inputs=bce_loss_inputs, probe=probe_bce_loss)
 def bce_loss(inputs, outputs):
-    for case, value in zip(inputs["cases"], outputs["cases"]):
+    for case, value in zip(inputs["cases"], outputs["cases"], strict=True):
         a, t = torch.tensor(case["a"]), torch.tensor(case["t"])
         expected = F.binary_cross_entropy(a, t).item()
         J.scalar(value, expected, "binary_crossentropy_loss on %d probabilities of shape %s"
@@ -285,7 +292,7 @@ def rnn_oracle(parameters, inputs, a1_prev=None, targets=None):
 
 @check("ps4.rnn_forward", inputs=rnn_forward_inputs, probe=probe_rnn_forward)
 def rnn_forward(inputs, outputs):
-    for case, out in zip(inputs["cases"], outputs["cases"]):
+    for case, out in zip(inputs["cases"], outputs["cases"], strict=True):
         R, S1, S2 = case["sizes"]
         T = len(case["inputs"])
         name = "SimpleRNN(%d, %d, %d)" % (R, S1, S2)
@@ -372,7 +379,7 @@ def numerical_gradients(parameters, inputs, targets, h=1e-6):
 
 @check("ps4.rnn_backward", inputs=rnn_backward_inputs, probe=probe_rnn_backward)
 def rnn_backward(inputs, outputs):
-    for case, out in zip(inputs["cases"], outputs["cases"]):
+    for case, out in zip(inputs["cases"], outputs["cases"], strict=True):
         R, S1, _ = case["sizes"]
         T = len(case["inputs"])
         name = "SimpleRNN(%d, %d, 1)" % (R, S1)
@@ -604,7 +611,7 @@ def torch_rnn_oracle(weights, x, a1_prev=None):
 
 @check("ps4.pytorch_forward", inputs=pytorch_forward_inputs, probe=probe_pytorch_forward)
 def pytorch_forward(inputs, outputs):
-    for case, out in zip(inputs["cases"], outputs["cases"]):
+    for case, out in zip(inputs["cases"], outputs["cases"], strict=True):
         R, S1, S2 = case["sizes"]
         B, T, _ = case["x"].shape
         name = "SimplePyTorchRNN(%d, %d, %d)" % (R, S1, S2)
@@ -725,7 +732,7 @@ def pytorch_train_step(inputs, outputs):
     J.constructed(outputs, "SimplePyTorchRNN(1, 3, 1, learning_rate=0.4)")
     weights = {k: torch.tensor(v, requires_grad=True) for k, v in inputs["weights"].items()}
     rate = inputs["learning_rate"]
-    for number, (batch, value) in enumerate(zip(inputs["batches"], outputs["returned"]), 1):
+    for number, (batch, value) in enumerate(zip(inputs["batches"], outputs["returned"], strict=True), 1):
         what = "train_step on batch %d (learning rate %g)" % (number, rate)
         J.raised(value, what)
         predictions, _ = torch_rnn_oracle(weights, batch["x"])
@@ -798,7 +805,7 @@ def collate_sequences(inputs, outputs):
         J.close(got_mask, expected_mask, "the mask from " + call)
         J.close(got_inputs, expected_inputs, "the padded inputs from " + call, rtol=1e-6)
         J.close(got_targets, expected_targets, "the padded targets from " + call)
-        dtypes = outputs[key]["dtypes"][:2]
+        dtypes = J.items(outputs[key]["dtypes"], 3, call)[:2]
         if any(d != "torch.float32" for d in dtypes):
             raise CheckFailed("%s returned inputs and targets of types %s, expected "
                               "torch.float32" % (call, " and ".join(dtypes)))

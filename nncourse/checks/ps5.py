@@ -108,7 +108,7 @@ def probe_digitnet(ns, inputs):
 
 @check("ps5.digitnet", inputs=digitnet_inputs, probe=probe_digitnet)
 def digitnet(inputs, outputs):
-    for case, out in zip(inputs["cases"], outputs["cases"]):
+    for case, out in zip(inputs["cases"], outputs["cases"], strict=True):
         d_in, classes = case["sizes"]
         name = "DigitNet(%d, %d)" % (d_in, classes)
         J.constructed(out, name)
@@ -214,7 +214,7 @@ def probe_accuracy(ns, inputs):
 
 @check("ps5.get_accuracy", inputs=accuracy_inputs, probe=probe_accuracy)
 def get_accuracy(inputs, outputs):
-    for case, value in zip(inputs["cases"], outputs["cases"]):
+    for case, value in zip(inputs["cases"], outputs["cases"], strict=True):
         rows, classes = case["scores"].shape
         expected = float(np.mean(case["scores"].argmax(axis=1) == case["labels"]))
         J.scalar(value, expected, "get_accuracy on %d rows of %d class scores" % (rows, classes),
@@ -270,7 +270,7 @@ def dropout_cnn(inputs, outputs):
     expected = cnn_oracle(inputs["x"], classes).numpy()
     J.close(outputs["half_eval"], expected, "DropoutCNN(%d, 0.5) in evaluation mode (nothing "
             "dropped)" % classes, rtol=1e-4, atol=1e-5)
-    for value in outputs["none_train"]:
+    for value in J.items(outputs["none_train"], 2, "DropoutCNN(%d, drop_prob=0.0)" % classes):
         J.close(value, expected, "DropoutCNN(%d, drop_prob=0.0) in training mode" % classes,
                 rtol=1e-4, atol=1e-5)
     first, second = outputs["half_train"]
@@ -392,8 +392,8 @@ def augmentations(inputs, outputs):
         raise CheckFailed("get_augmentations() has %d transform%s besides ToTensor (%s); choose "
                           "at least two" % (len(others), "" if len(others) == 1 else "s",
                                             ", ".join(others) or "none"))
-    for run in outputs["results"]:
-        for value in run:
+    for run in J.items(outputs["results"], 2, "get_augmentations()"):
+        for value in J.items(run, len(inputs["images"]), "get_augmentations()"):
             J.shape(value, (3, 32, 32), "a CIFAR-10 image after get_augmentations()")
     first, second = outputs["results"]
     if all(np.array_equal(a, b) for a, b in zip(first, second)):
@@ -469,7 +469,7 @@ def probe_rnn_cell(ns, inputs):
 
 @check("ps5.rnn_cell", inputs=rnn_cell_inputs, probe=probe_rnn_cell)
 def rnn_cell(inputs, outputs):
-    for case, value in zip(inputs["cases"], outputs["cases"]):
+    for case, value in zip(inputs["cases"], outputs["cases"], strict=True):
         c = {k: torch.tensor(v) for k, v in case.items()}
         (nx, m), nh, ny = case["xt"].shape, case["Whh"].shape[0], case["Why"].shape[1]
         what = "rnn_cell_forward with %d inputs, %d hidden units, %d outputs and a batch of %d" % (
@@ -547,7 +547,7 @@ def positional_oracle(x):
 @check("ps5.positional_encoding", inputs=positional_inputs, probe=probe_positional)
 def positional_encoding(inputs, outputs):
     J.constructed(outputs, "PositionalEncoding()")
-    for x, value in zip(inputs["cases"], outputs["cases"]):
+    for x, value in zip(inputs["cases"], outputs["cases"], strict=True):
         what = "PositionalEncoding on x of shape %s (%s)" % (x.shape, x.dtype)
         J.raised(value, what)
         expected_dtype = "torch.float64" if x.dtype == np.float64 else "torch.float32"

@@ -1,0 +1,419 @@
+"""What a student's code may use, checked on its source in the grader (never in the kernel).
+
+Hidden checks judge outputs, so they cannot see *how* an output was computed: a ps1 backward
+pass done by torch autograd returns the right numbers. Nor can they stop code that rewrites
+the kernel (an input transformer, an ``exec`` hook, a patched display function) before a test
+cell runs. This module reads the code a student wrote, before the notebook runs, and says which
+test cells a breach costs:
+
+- *tampering* (``exec``/``eval``, hooks into IPython, introspection through dunder attributes,
+  assigning to a library's attributes, ``sys``/``inspect``/``ctypes``... or shell commands):
+  every test cell after the cell that does it scores 0, since such code can reach them all;
+- *forbidden libraries* (``POLICY`` of each check module: ps1 is NumPy only, ps2's layers are
+  built from tensor operations): the test cells whose checks use a name the offending cell
+  defines, directly or through helpers it calls, score 0;
+- *borrowed helpers*: student code may not use names that the notebook's own test cells define
+  (their stand-ins and helpers are there to test one part alone, not to be handed in).
+
+Student code is every code cell that is not a test cell and is not, verbatim, one of the
+source notebook's own cells. The analysis is static, so it errs towards the student: it
+follows import aliases and simple assignments, not values built at run time (and the rules
+forbid the functions that build names at run time).
+"""
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+from nbgrader import utils
+
+# Modules whose use in a graded notebook can only serve to rewrite the kernel or escape it.
+TAMPERING_MODULES = (
+    "sys", "builtins", "importlib", "inspect", "gc", "ctypes", "cffi", "IPython", "ipykernel",
+    "traitlets", "zmq", "jupyter_client", "types", "ast", "dis", "marshal", "pickle", "dill",
+    "code", "codeop", "threading", "_thread", "multiprocessing", "concurrent", "signal",
+    "atexit", "subprocess", "pty", "socket", "asyncio", "tracemalloc", "faulthandler",
+    "runpy", "pdb", "bdb", "trace", "weakref", "nncourse", "nbgrader", "mmap", "resource",
+    "base64", "codecs", "binascii", "zlib", "operator",
+)
+TAMPERING_NAMES = (
+    "exec", "eval", "compile", "__import__", "globals", "locals", "vars", "breakpoint",
+    "get_ipython", "In", "Out", "_ih", "_oh", "_dh", "_i", "_ii", "_iii",
+    "__builtins__", "__builtin__", "exit", "quit", "memoryview",
+)
+TAMPERING_OS = ("system", "popen", "fork", "forkpty", "kill", "killpg", "execv", "execve",
+                "execl", "execlp", "execvp", "execvpe", "spawnv", "spawnl", "posix_spawn",
+                "environ", "putenv", "setsid", "setpgid", "ptrace", "_exit", "dup2")
+# dunder attributes ordinary classes use; any other one is introspection
+SAFE_DUNDERS = ("__init__", "__call__", "__name__", "__len__", "__getitem__", "__repr__",
+                "__str__", "__iter__", "__next__", "__doc__")
+SAFE_MAGICS = ("matplotlib", "time", "timeit")
+_DYNAMIC_ATTRIBUTE = ("getattr", "setattr", "delattr", "hasattr")
+_INPUT_HISTORY = re.compile(r"^_i\d+$")  # IPython's inputs by number: they hold the test cells
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Libraries that the code defining ``names`` (all graded code when empty) may not use.
+
+    ``modules``: dotted prefixes (``torch`` forbids ``torch.tensor``, ``torch.nn``: only
+    ``torch.nn``); ``attributes``: attribute names forbidden on any object
+    (``requires_grad``); ``helpers``: functions of the notebook's own cells that are there
+    for its tests (trusted stand-ins); ``why``: the reason a student reads.
+    """
+    modules: tuple = ()
+    attributes: tuple = ()
+    helpers: tuple = ()
+    names: tuple = ()
+    why: str = ""
+
+
+@dataclass
+class _Cell:
+    index: int
+    student: bool
+    defines: set = field(default_factory=set)
+    functions: set = field(default_factory=set)  # functions and classes it defines at top level
+    bound: set = field(default_factory=set)  # every name it binds at top level (def, class, =)
+    uses: set = field(default_factory=set)   # plain names read
+    chains: list = field(default_factory=list)  # (dotted name, line) of attribute chains
+    tampering: list = field(default_factory=list)
+    attributes: list = field(default_factory=list)  # (attribute, line)
+
+
+def python_source(source):
+    """The cell's code as Python (IPython magics and shell lines turned into calls)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+    return TransformerManager().transform_cell(source)
+
+
+def _dotted(node):
+    """``a.b.c`` for a chain of attributes on a name, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        return ".".join([node.id] + parts[::-1])
+    return None
+
+
+def _module_of(alias, aliases):
+    """The dotted module path a name or chain refers to (through the aliases), or None."""
+    head, _, rest = alias.partition(".")
+    if head not in aliases:
+        return None
+    return aliases[head] + ("." + rest if rest else "")
+
+
+def _starts(dotted, prefixes):
+    return next((p for p in prefixes if dotted == p or dotted.startswith(p + ".")), None)
+
+
+def _magic_call(node):
+    """('line'|'cell'|'system', name) for get_ipython().run_line_magic('name', ...) calls."""
+    func = node.func
+    if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call)
+            and isinstance(func.value.func, ast.Name) and func.value.func.id == "get_ipython"):
+        return None
+    if func.attr in ("run_line_magic", "run_cell_magic") and node.args \
+            and isinstance(node.args[0], ast.Constant):
+        return func.attr, str(node.args[0].value)
+    return func.attr, ""
+
+
+class _Reader(ast.NodeVisitor):
+    """Collects what one cell defines, reads, and does that breaks the rules."""
+
+    def __init__(self, cell, aliases):
+        self.cell, self.aliases = cell, aliases
+        self.depth = 0  # inside how many functions and classes
+        self.computed = []  # getattr-like calls whose attribute name is computed
+        self.name_building = []  # ...the cell also builds names that could be dunders
+
+    def finish(self):
+        if self.computed and self.name_building:
+            self.flag(self.computed[0], "calls %s with an attribute name built from %s"
+                      % (self.computed[0].func.id, self.name_building[0]))
+
+    def visit_Constant(self, node):
+        text = node.value.decode("latin-1") if isinstance(node.value, bytes) else node.value
+        if isinstance(text, str) and (text.startswith("_") or text.endswith("_")
+                                      or "%c" in text or ":c}" in text):
+            self.name_building.append(repr(text)[:20])
+
+    def flag(self, node, what):
+        self.cell.tampering.append("%s (line %d)" % (what, getattr(node, "lineno", 0)))
+
+    def visit_Import(self, node):
+        for alias in node.names:
+            name = alias.asname or alias.name.split(".")[0]
+            self.aliases[name] = alias.name if alias.asname else alias.name.split(".")[0]
+            if _starts(alias.name, TAMPERING_MODULES):
+                self.flag(node, "imports %s" % alias.name)
+            self.cell.chains.append((alias.name, node.lineno))
+            self.cell.defines.add(name)
+
+    def visit_ImportFrom(self, node):
+        module = ("." * node.level) + (node.module or "")
+        if node.level or _starts(module, TAMPERING_MODULES):
+            self.flag(node, "imports from %s" % module)
+        for alias in node.names:
+            name = alias.asname or alias.name
+            self.aliases[name] = module + "." + alias.name
+            self.cell.chains.append((module + "." + alias.name, node.lineno))
+            self.cell.defines.add(name)
+            if alias.name in TAMPERING_NAMES or alias.name in TAMPERING_OS and module == "os":
+                self.flag(node, "imports %s from %s" % (alias.name, module))
+
+    def _define(self, target):
+        for node in ast.walk(target):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                self.cell.defines.add(node.id)
+
+    def visit_FunctionDef(self, node):
+        if self.depth == 0:  # methods and inner functions are not the cell's own names
+            self.cell.defines.add(node.name)
+            self.cell.functions.add(node.name)
+            self.cell.bound.add(node.name)
+        if node.name in TAMPERING_NAMES:
+            self.flag(node, "defines %s" % node.name)
+        self.depth += 1
+        self.generic_visit(node)
+        self.depth -= 1
+
+    visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef
+
+    def visit_Assign(self, node):
+        for target in node.targets:
+            self._define(target)
+            if self.depth == 0 and isinstance(target, ast.Name):
+                self.cell.bound.add(target.id)
+            self._assigned_attribute(target)
+        # a simple alias of a module (``T = torch``, ``F = torch.nn.functional``) is followed
+        dotted = _dotted(node.value) if isinstance(node.value, (ast.Name, ast.Attribute)) else None
+        module = _module_of(dotted, self.aliases) if dotted else None
+        if module:
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    self.aliases[target.id] = module
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node):
+        self._assigned_attribute(node.target)
+        self.generic_visit(node)
+
+    def visit_AnnAssign(self, node):
+        self._define(node.target)
+        self.generic_visit(node)
+
+    def _assigned_attribute(self, target):
+        """Assigning to an attribute of a module (``np.allclose = ...``) rewrites the library
+        for every test that follows."""
+        for node in ast.walk(target):
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                dotted = _dotted(node)
+                if dotted and _module_of(dotted, self.aliases):
+                    self.flag(node, "assigns to %s" % dotted)
+
+    def visit_Name(self, node):
+        if isinstance(node.ctx, ast.Load):
+            if node.id in TAMPERING_NAMES or _INPUT_HISTORY.match(node.id):
+                self.flag(node, "uses %s" % node.id)
+            self.cell.uses.add(node.id)
+            self.cell.chains.append((node.id, node.lineno))
+        else:  # a global called exec or globals would take the place of the builtin
+            if node.id in TAMPERING_NAMES:
+                self.flag(node, "assigns to %s" % node.id)
+            self.cell.defines.add(node.id)
+
+    def visit_Attribute(self, node):
+        if node.attr.startswith("__") and node.attr not in SAFE_DUNDERS:
+            self.flag(node, "uses the attribute %s" % node.attr)
+        self.cell.attributes.append((node.attr, node.lineno))
+        dotted = _dotted(node)
+        if dotted:
+            self.cell.chains.append((dotted, node.lineno))
+            module = _module_of(dotted, self.aliases)
+            if module and module.split(".")[0] == "os" and module.split(".")[-1] in TAMPERING_OS:
+                self.flag(node, "uses %s" % module)
+            if module and _starts(module, TAMPERING_MODULES):
+                self.flag(node, "uses %s" % module)
+        self.generic_visit(node)
+
+    def visit_Call(self, node):
+        magic = _magic_call(node)
+        if magic is not None:
+            kind, name = magic
+            if kind == "run_line_magic" and name in SAFE_MAGICS or \
+                    kind == "run_cell_magic" and name in SAFE_MAGICS:
+                for argument in node.args[1:]:
+                    self.visit(argument)
+                return
+            self.flag(node, "runs the IPython command %s%s" % (
+                {"system": "!", "getoutput": "!", "run_cell_magic": "%%"}.get(kind, "%"), name))
+            return
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in ("chr", "bytes", "bytearray", "format"):
+            self.name_building.append(func.id)
+        if isinstance(func, ast.Attribute) and func.attr in ("decode", "replace", "translate",
+                                                            "join", "format", "swapcase"):
+            self.name_building.append(func.attr)
+        if isinstance(func, ast.Name) and func.id in _DYNAMIC_ATTRIBUTE:
+            name = node.args[1] if len(node.args) > 1 else None
+            target = _dotted(node.args[0]) if node.args else None
+            literal = isinstance(name, ast.Constant) and isinstance(name.value, str)
+            if literal and name.value.startswith("__"):
+                self.flag(node, "calls %s with the special attribute %s" % (func.id, name.value))
+            elif not literal:
+                self.computed.append(node)  # fine (getattr(self, "d" + name)) unless...
+            elif func.id in ("setattr", "delattr") and target and _module_of(target, self.aliases):
+                self.flag(node, "calls %s on %s" % (func.id, target))
+        if isinstance(func, ast.Name) and func.id == "open" and node.args \
+                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str) \
+                and node.args[0].value.startswith(("/proc", "/dev", "/sys")):
+            self.flag(node, "opens %s" % node.args[0].value)
+        for keyword in node.keywords:
+            if keyword.arg:
+                self.cell.attributes.append((keyword.arg, node.lineno))
+        self.generic_visit(node)
+
+
+def _parse(source):
+    try:
+        return ast.parse(python_source(source))
+    except (SyntaxError, ValueError):
+        return None  # it cannot run either: the test cells after it fail on their own
+
+
+def _read(source, index, student, aliases, trusted=frozenset()):
+    """What a cell defines and uses; ``trusted``: statements (``ast.dump``) of the source's own
+    cells, which count as the course's even inside a student's edited cell."""
+    cell = _Cell(index, student)
+    tree = _parse(source)
+    if tree is None:
+        return cell
+    reader = _Reader(cell, aliases)
+    for statement in tree.body:
+        if student and ast.dump(statement) in trusted:
+            _Reader(_Cell(index, False), aliases).visit(statement)  # only its aliases count
+        else:
+            reader.visit(statement)
+    reader.finish()
+    return cell
+
+
+def _is_test(cell):
+    return cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
+
+
+def _library_breach(cell, rule, aliases):
+    """The first use in ``cell`` of something ``rule`` forbids, as text, or None."""
+    for dotted, line in cell.chains:
+        module = _module_of(dotted, aliases) or dotted
+        if "." not in dotted and dotted not in aliases:
+            continue  # a plain name that is no module
+        found = _starts(module, rule.modules)
+        if found:
+            return "%s (line %d)" % (module, line)
+    for attribute, line in cell.attributes:
+        if attribute in rule.attributes:
+            return "%s (line %d)" % (attribute, line)
+    borrowed = sorted(cell.uses & set(rule.helpers))
+    if borrowed:
+        return "%s, a helper of the notebook's tests," % borrowed[0]
+    return None
+
+
+def review(notebook, source, rules=(), names_of=None):
+    """Which test cells a breach of the rules costs: ``{grade_id: message}``.
+
+    ``notebook``: the submission (test cells restored); ``source``: the master notebook (its
+    own cells are trusted as they are); ``rules``: the problem set's :class:`Rule` list;
+    ``names_of(grade_id)``: the names the checks of that test cell call (``lookup``).
+    """
+    own = [c for c in source.cells if c.cell_type == "code" and not utils.is_solution(c)]
+    trusted = {c.source.strip() for c in own}
+    statements = {ast.dump(s) for c in own for s in getattr(_parse(c.source), "body", [])}
+    aliases, cells, tests = {}, [], []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        if _is_test(cell):
+            tests.append((index, cell.metadata.nbgrader["grade_id"],
+                          _read(cell.source, index, False, dict(aliases))))
+            continue
+        student = utils.is_solution(cell) or cell.source.strip() not in trusted
+        cells.append(_read(cell.source, index, student, aliases, statements))
+    # the functions and classes of the test cells (stand-ins, reference helpers) are not the
+    # student's to hand in, unless a student cell defines its own of that name; those of the
+    # notebook's other cells (a base class, a training loop) are there to be used
+    helpers = set()
+    for _, _, cell in tests:
+        helpers |= cell.functions
+    for cell in cells:
+        if cell.student:
+            helpers -= cell.defines
+
+    breaches = {}  # cell index -> why its code is not accepted
+    for cell in cells:
+        if not cell.student:
+            continue
+        for rule in rules:
+            if rule.names and not (cell.defines & set(rule.names)):
+                continue
+            found = _library_breach(cell, rule, aliases)
+            if found:
+                breaches[cell.index] = "uses %s: %s" % (found, rule.why)
+                break
+        borrowed = sorted(cell.uses & helpers)
+        if borrowed and cell.index not in breaches:
+            breaches[cell.index] = ("uses %s, defined by the notebook's tests, not by you"
+                                    % ", ".join(borrowed))
+    # a cell that calls a breaching cell's functions breaks the rule too (in cell order)
+    tainted = {}  # name -> index of the breaching cell that defined it
+    for cell in cells:
+        if not cell.student:
+            continue
+        if cell.index not in breaches:
+            used = sorted(n for n in cell.uses if n in tainted and tainted[n] != cell.index)
+            if used:
+                breaches[cell.index] = "calls %s from cell %d, which %s" % (
+                    used[0], tainted[used[0]], breaches[tainted[used[0]]])
+        if cell.index in breaches:
+            for name in cell.bound:
+                tainted.setdefault(name, cell.index)
+    costs = {}
+    for test_index, grade_id, _ in tests:
+        earlier = [c for c in cells if c.student and c.index < test_index]
+        tampering = next((c for c in earlier if c.tampering), None)
+        if tampering is not None:
+            costs[grade_id] = ("the code in cell %d %s, which graded code may not do (it could "
+                               "change how the tests run); the tests after it score 0"
+                               % (tampering.index + 1, tampering.tampering[0]))
+            continue
+        wanted = set(names_of(grade_id)) if names_of else set()
+        for name in sorted(wanted):
+            if name in tainted and tainted[name] < test_index:
+                index = tainted[name]
+                costs[grade_id] = "%s (cell %d) %s" % (name, index + 1, breaches[index])
+                break
+    return costs
+
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
+
+
+def probe_names(check_):
+    """The names a check's probe looks up in the student's namespace (its string constants
+    that are identifiers: ``lookup(ns, "Linear")``)."""
+    found = set()
+
+    def walk(code):
+        for constant in code.co_consts:
+            if isinstance(constant, str) and _IDENTIFIER.match(constant):
+                found.add(constant)
+            elif hasattr(constant, "co_consts"):
+                walk(constant)
+    walk(check_.probe.__code__)
+    return found
