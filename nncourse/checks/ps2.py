@@ -176,7 +176,7 @@ def sigmoid_backward(inputs, outputs):
 
 def net_inputs():
     rng = np.random.default_rng(203)
-    return {"A": rng.normal(size=(3, 4)).astype(np.float32),
+    data = {"A": rng.normal(size=(3, 4)).astype(np.float32),
             "B": rng.normal(size=(4, 2)).astype(np.float32),
             "x": rng.normal(size=(5, 3)).astype(np.float32),
             "d": rng.normal(size=(5, 2)).astype(np.float32),
@@ -185,51 +185,64 @@ def net_inputs():
                       rng.normal(size=(4, 2)).astype(np.float32),
                       rng.normal(size=2).astype(np.float32)],
             "lr": 0.3}
+    data["replay"] = _net_pass(data)
+    return data
+
+
+def _net_pass(inputs):
+    """What each stand-in layer of the Net check receives and returns in a correct pass
+    (first affine layer, tanh, last affine layer): the stand-ins replay these values, so the
+    kernel gets numbers, not working layers."""
+    x, A, B = _leaf(inputs["x"]), torch.tensor(inputs["A"]), torch.tensor(inputs["B"])
+    h = x @ A
+    h.retain_grad()
+    a = torch.tanh(h)
+    a.retain_grad()
+    y = a @ B
+    y.backward(torch.tensor(inputs["d"]))
+    as_numpy = lambda t: t.detach().numpy().astype(np.float32)  # noqa: E731
+    return {"forward": {"first": [as_numpy(x), as_numpy(h)], "tanh": [as_numpy(h), as_numpy(a)],
+                        "last": [as_numpy(a), as_numpy(y)]},
+            "backward": {"last": [inputs["d"], as_numpy(a.grad)],
+                         "tanh": [as_numpy(a.grad), as_numpy(h.grad)],
+                         "first": [as_numpy(h.grad), as_numpy(x.grad)]}}
 
 
 def probe_net(ns, inputs):
     import torch
     Net = lookup(ns, "Net")
     log = []
+    replay = inputs["replay"]
 
-    # Stand-in layers with the layers' interface, recording how the network drives them.
-    class Affine:
-        def __init__(self, tag, A):
-            self.tag = tag
-            self.weight, self.bias = torch.tensor(A), torch.zeros(A.shape[1])
-            self.weight_grad = self.bias_grad = self.cache = None
+    class Replay:
+        """A stand-in layer with the layers' interface: records what the network gives it and
+        answers with the grader's values for a correct pass (it computes nothing)."""
+
+        def __init__(self, tag, weight=None):
+            self.tag, self.cache = tag, None
+            if weight is not None:
+                self.weight, self.bias = torch.tensor(weight), torch.zeros(weight.shape[1])
+                self.weight_grad = self.bias_grad = None
 
         def init_params(self, std=1.0):
             pass  # keep the grader's weights
 
         def forward(self, x):
-            log.append(("forward", self.tag))
-            self.cache = x
-            return x @ self.weight + self.bias
+            log.append(["forward", self.tag, x])
+            return torch.tensor(replay["forward"][self.tag][1])
 
         def backward(self, d):
-            log.append(("backward", self.tag))
-            self.weight_grad, self.bias_grad = self.cache.T @ d, d.sum(dim=0)
-            return d @ self.weight.T
+            log.append(["backward", self.tag, d])
+            return torch.tensor(replay["backward"][self.tag][1])
 
-    class Tanh:
-        def forward(self, x):
-            log.append(("forward", "tanh"))
-            self.cache = torch.tanh(x)
-            return self.cache
-
-        def backward(self, d):
-            log.append(("backward", "tanh"))
-            return d * (1 - self.cache ** 2)
-
-    first, last = Affine("first", inputs["A"]), Affine("last", inputs["B"])
-    net = attempt(Net, [first, Tanh(), last])
+    first, last = Replay("first", inputs["A"]), Replay("last", inputs["B"])
+    net = attempt(Net, [first, Replay("tanh"), last])
     if isinstance(net, Raised):
         return {"init": net}
     y = attempt(net.forward, torch.tensor(inputs["x"]))
     dx = attempt(net.backward, torch.tensor(inputs["d"]))
-    result = {"y": y, "dx": dx, "log": [list(entry) for entry in log],
-              "grads": [first.weight_grad, first.bias_grad, last.weight_grad, last.bias_grad]}
+    result = {"y": y, "dx": dx, "log": [entry[:2] for entry in log],
+              "given": [entry[2] for entry in log]}
     # the step, from gradients the grader sets
     g = [torch.tensor(v) for v in inputs["grads"]]
     first.weight_grad, first.bias_grad, last.weight_grad, last.bias_grad = g
@@ -241,19 +254,30 @@ def probe_net(ns, inputs):
 @check("ps2.net_backward", inputs=net_inputs, probe=probe_net)
 def net_backward(inputs, outputs):
     J.constructed(outputs, "Net(layers)")
-    x, A, B = _leaf(inputs["x"]), torch.tensor(inputs["A"]), torch.tensor(inputs["B"])
-    y = torch.tanh(x @ A) @ B
-    y.backward(torch.tensor(inputs["d"]))
-    J.close(outputs["y"], y.detach().numpy(), "the output of Net.forward", rtol=1e-4, atol=1e-5)
+    replay = inputs["replay"]
+    J.raised(outputs["y"], "Net.forward")
     order = [tuple(entry) for entry in outputs["log"]]
     expected = [("forward", "first"), ("forward", "tanh"), ("forward", "last"),
                 ("backward", "last"), ("backward", "tanh"), ("backward", "first")]
+    if order[:3] != expected[:3]:
+        raise CheckFailed("Net.forward called its layers as %s; expected each layer's forward "
+                          "once, from first to last" % (order[:3],))
+    given = J.items(outputs["given"], len(order), "Net")
+    for (step, tag), value in zip(expected[:3], given[:3]):
+        J.close(value, replay[step][tag][0], "the input Net.forward gave to its %s layer"
+                % ("activation" if tag == "tanh" else tag + " linear"), rtol=1e-4, atol=1e-5)
+    J.close(outputs["y"], replay["forward"]["last"][1], "the output of Net.forward",
+            rtol=1e-4, atol=1e-5)
+    J.raised(outputs["dx"], "Net.backward")
     if order != expected:
         raise CheckFailed("Net called its layers as %s; expected each layer's forward once "
                           "from first to last, then each backward once from last to first"
                           % order)
-    J.close(outputs["dx"], x.grad.numpy(), "the gradient returned by Net.backward",
-            rtol=1e-4, atol=1e-5)
+    for (step, tag), value in zip(expected[3:], given[3:]):
+        J.close(value, replay[step][tag][0], "the gradient Net.backward gave to its %s layer"
+                % ("activation" if tag == "tanh" else tag + " linear"), rtol=1e-4, atol=1e-5)
+    J.close(outputs["dx"], replay["backward"]["first"][1], "the gradient returned by "
+            "Net.backward", rtol=1e-4, atol=1e-5)
 
 
 @check("ps2.net_step", inputs=net_inputs, probe=probe_net)

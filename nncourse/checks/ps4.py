@@ -30,46 +30,80 @@ def _sigmoid(n):
     return torch.sigmoid(torch.as_tensor(np.asarray(n, dtype=np.float64))).numpy()
 
 
-def probe_trusted(ns, names, function, *args):
-    """Runs ``function`` with the student's ``names`` (sigmoid, the loss functions, the
-    collation) replaced by trusted versions, so that a check of one behaviour does not also fail for a
-    bug in another one that it calls."""
+def probe_stand_ins(ns, tables, function, *args):
+    """Runs ``function`` with the student's sigmoid, loss functions or collation replaced by
+    stand-ins, so that a check of one behaviour does not also fail for a bug in another one it
+    calls. The stand-ins compute nothing: they look up, value by value, what the grader put in
+    ``tables`` for the values a correct computation passes them (``nan`` for any other), so
+    they are of no use beyond the check's own inputs."""
     import numpy as np
 
+    def look_up(name, x, column=0):
+        keys, values = np.asarray(tables[name]["keys"]), np.asarray(tables[name]["values"])
+        x = np.asarray(x, dtype=float)
+        flat = x.ravel()
+        at = np.clip(np.searchsorted(keys, flat), 1, len(keys) - 1) if len(keys) > 1 \
+            else np.zeros(flat.shape, dtype=int)
+        if len(keys) > 1:  # the nearer of the two neighbours
+            at = np.where(np.abs(keys[at - 1] - flat) < np.abs(keys[at] - flat), at - 1, at)
+        found = np.abs(keys[at] - flat) <= 1e-9 * np.maximum(1.0, np.abs(flat))
+        return np.where(found, values[at, column], np.nan).reshape(x.shape)
+
+    def by_target(name, x, t):
+        t = np.asarray(t, dtype=float).reshape(np.shape(x))
+        return np.where(t > 0.5, look_up(name, x, 1), look_up(name, x, 0))
+
     def sigmoid(n):
-        return np.exp(-np.logaddexp(0.0, -np.asarray(n, dtype=float)))
+        return look_up("sigmoid", n)
 
     def binary_crossentropy_loss(a, t):
-        a = np.clip(np.asarray(a, dtype=float).ravel(), 1e-12, 1 - 1e-12)
-        t = np.asarray(t, dtype=float).ravel()
-        return float(-np.mean(t * np.log(a) + (1 - t) * np.log(1 - a)))
+        return float(np.mean(by_target("loss", a, t)))
 
     def binary_crossentropy_logit_gradient(n, t):
-        return sigmoid(n) - np.asarray(t, dtype=float)
+        return by_target("gradient", n, t)
 
     def collate_sequences(sequences, targets):
+        # only what the recording network of the check reads: each sequence's number (its
+        # values) and its number of steps, as (batch, 1, 1) inputs and a (batch, 1) "mask"
         import torch
-        xs = [np.asarray(s, dtype=np.float32).reshape(len(s), -1) for s in sequences]
-        ys = [np.asarray(t, dtype=np.float32).reshape(-1) for t in targets]
-        longest = max(len(x) for x in xs)
-        inputs = np.zeros((len(xs), longest, xs[0].shape[1]), dtype=np.float32)
-        labels = np.zeros((len(xs), longest, 1), dtype=np.float32)
-        mask = np.zeros((len(xs), longest), dtype=np.float32)
-        for row, (x, y) in enumerate(zip(xs, ys)):
-            inputs[row, :len(x)], labels[row, :len(y), 0], mask[row, :len(x)] = x, y, 1.0
-        return torch.tensor(inputs), torch.tensor(labels), torch.tensor(mask)
+        numbers = [[[float(np.max(s))]] for s in sequences]
+        steps = [[float(len(s))] for s in sequences]
+        return torch.tensor(numbers), torch.zeros(len(numbers), 1, 1), torch.tensor(steps)
 
-    trusted = {"sigmoid": sigmoid, "binary_crossentropy_loss": binary_crossentropy_loss,
-               "binary_crossentropy_logit_gradient": binary_crossentropy_logit_gradient,
-               "collate_sequences": collate_sequences}
+    # each table stands in for one function of the student's
+    stand_ins = {"sigmoid": ("sigmoid", sigmoid),
+                 "loss": ("binary_crossentropy_loss", binary_crossentropy_loss),
+                 "gradient": ("binary_crossentropy_logit_gradient",
+                              binary_crossentropy_logit_gradient),
+                 "collate": ("collate_sequences", collate_sequences)}
+    names = [stand_ins[key][0] for key in tables]
     saved = {name: ns[name] for name in names if name in ns}
-    ns.update({name: trusted[name] for name in names})
+    ns.update(dict(stand_ins[key] for key in tables))
     try:
         return function(*args)
     finally:
         for name in names:
             ns.pop(name, None)
         ns.update(saved)
+
+
+def _tables(preactivations=(), targets=False, collate=False):
+    """The stand-ins' tables for these net inputs of the output unit (see probe_stand_ins):
+    sigmoid; with ``targets``, the loss of each output for a target of 0 and of 1 and the
+    gradient for each."""
+    n = np.unique(np.concatenate([np.ravel(v) for v in preactivations] or [np.zeros(0)]))
+    tables = {}
+    if len(n):
+        a = _sigmoid(n)
+        tables["sigmoid"] = {"keys": n, "values": a.reshape(-1, 1)}
+        if targets:
+            tables["gradient"] = {"keys": n, "values": np.stack([a, a - 1.0], axis=1)}
+            order = np.argsort(a)  # the loss is looked up by the probability, not the net input
+            tables["loss"] = {"keys": a[order], "values": np.stack(
+                [np.logaddexp(0, n), np.logaddexp(0, -n)], axis=1)[order]}
+    if collate:
+        tables["collate"] = {}
+    return tables
 
 
 # --- the data -------------------------------------------------------------------------------
@@ -183,13 +217,15 @@ def bce_loss(inputs, outputs):
 
 def bce_gradient_inputs():
     rng = np.random.default_rng(403)
-    return {"n": np.array([[-50.0], [-2.0], [0.0], [0.7], [50.0]]),
+    data = {"n": np.array([[-50.0], [-2.0], [0.0], [0.7], [50.0]]),
             "t": np.array([[1.0], [0.0], [1.0], [1.0], [0.0]]),
             "n_wide": rng.normal(scale=3, size=(2, 3)), "t_wide": rng.integers(0, 2, (2, 3)) * 1.0}
+    data["tables"] = _tables([data["n"], data["n_wide"]])
+    return data
 
 
 def probe_bce_gradient(ns, inputs):
-    return probe_trusted(ns, ("sigmoid",), probe_bce_gradient_alone, ns, inputs)
+    return probe_stand_ins(ns, inputs["tables"], probe_bce_gradient_alone, ns, inputs)
 
 
 def probe_bce_gradient_alone(ns, inputs):
@@ -226,7 +262,9 @@ def rnn_forward_inputs():
     for R, S1, S2, T in [(2, 3, 2, 4), (1, 4, 1, 6)]:
         cases.append({"sizes": [R, S1, S2], "parameters": _rnn_parameters(rng, R, S1, S2),
                       "inputs": rng.normal(size=(T, R)), "a1_prev": rng.normal(size=(S1, 1))})
-    return {"cases": cases}
+    net_inputs = [rnn_oracle(c["parameters"], c["inputs"], start)[3]
+                  for c in cases for start in (None, c["a1_prev"])]
+    return {"cases": cases, "tables": _tables(net_inputs)}
 
 
 def probe_rnn(ns, case):
@@ -241,7 +279,7 @@ def probe_rnn(ns, case):
 
 
 def probe_rnn_forward(ns, inputs):
-    return probe_trusted(ns, ("sigmoid",), probe_rnn_forward_alone, ns, inputs)
+    return probe_stand_ins(ns, inputs["tables"], probe_rnn_forward_alone, ns, inputs)
 
 
 def probe_rnn_forward_alone(ns, inputs):
@@ -274,20 +312,22 @@ def probe_rnn_forward_alone(ns, inputs):
 
 
 def rnn_oracle(parameters, inputs, a1_prev=None, targets=None):
-    """Outputs and states (float64) of the network; with targets, also the total loss."""
+    """Outputs and states (float64) of the network; with targets, also the total loss; and
+    the output unit's net inputs."""
     p = {k: np.asarray(v, dtype=float) for k, v in parameters.items()}
     a1 = np.zeros((p["LW_11"].shape[0], 1)) if a1_prev is None else np.asarray(a1_prev, float)
-    outputs, states, total = [], [a1.ravel()], 0.0
+    outputs, states, total, net_inputs = [], [a1.ravel()], 0.0, []
     for t, x in enumerate(inputs):
         a1 = np.tanh(p["LW_11"] @ a1 + p["IW_11"] @ np.reshape(x, (-1, 1)) + p["b_1"])
         n2 = p["LW_21"] @ a1 + p["b_2"]
+        net_inputs.append(n2.ravel())
         outputs.append(_sigmoid(n2).ravel())
         states.append(a1.ravel())
         if targets is not None:
             target = np.reshape(targets[t], (-1, 1))
             # log(sigmoid(n)) computed without cancellation
             total += float(np.sum(np.logaddexp(0, -n2) * target + np.logaddexp(0, n2) * (1 - target)))
-    return np.array(outputs), np.array(states), total
+    return np.array(outputs), np.array(states), total, net_inputs
 
 
 @check("ps4.rnn_forward", inputs=rnn_forward_inputs, probe=probe_rnn_forward)
@@ -307,7 +347,7 @@ def rnn_forward(inputs, outputs):
                                   "and (%d, 1), got %s and %s" % (
                                       what, S2, S1, tuple(result["output_shape"]),
                                       tuple(result["state_shape"])))
-            expected_outputs, expected_states, _ = rnn_oracle(case["parameters"],
+            expected_outputs, expected_states, _, _ = rnn_oracle(case["parameters"],
                                                               case["inputs"], a1_prev)
             if len(result["states"]) != T + 1:
                 raise CheckFailed("%s returned %d hidden states, expected %d (the initial "
@@ -328,13 +368,13 @@ def rnn_backward_inputs():
                       # a first sequence: its gradients must not leak into the second's
                       "first_inputs": rng.normal(size=(T + 1, R)),
                       "first_targets": rng.integers(0, 2, size=(T + 1, 1)).astype(float)})
-    return {"cases": cases}
+    net_inputs = [rnn_oracle(c["parameters"], c[key])[3]
+                  for c in cases for key in ("inputs", "first_inputs")]
+    return {"cases": cases, "tables": _tables(net_inputs, targets=True)}
 
 
 def probe_rnn_backward(ns, inputs):
-    return probe_trusted(ns, ("sigmoid", "binary_crossentropy_loss",
-                              "binary_crossentropy_logit_gradient"),
-                         probe_rnn_backward_alone, ns, inputs)
+    return probe_stand_ins(ns, inputs["tables"], probe_rnn_backward_alone, ns, inputs)
 
 
 def probe_rnn_backward_alone(ns, inputs):
@@ -387,7 +427,7 @@ def rnn_backward(inputs, outputs):
         if "forward" in out:
             J.raised(out["forward"], name + ".forward")
         what = "%s.backward on %d steps" % (name, T)
-        _, _, total = rnn_oracle(case["parameters"], case["inputs"], None, case["targets"])
+        _, _, total, _ = rnn_oracle(case["parameters"], case["inputs"], None, case["targets"])
         J.scalar(out["loss"], total / T, "the loss returned by " + what + " (the mean per step)",
                  rtol=1e-6, atol=1e-9)
         expected = numerical_gradients(case["parameters"], case["inputs"], case["targets"])
@@ -812,11 +852,12 @@ def collate_sequences(inputs, outputs):
 
 
 def train_pytorch_rnn_inputs():
-    return {"lengths": [3, 5, 2, 5, 4, 1, 3], "epochs": 3, "batch_size": 3}
+    return {"lengths": [3, 5, 2, 5, 4, 1, 3], "epochs": 3, "batch_size": 3,
+            "tables": _tables(collate=True)}
 
 
 def probe_train_pytorch_rnn(ns, inputs):
-    return probe_trusted(ns, ("collate_sequences",), probe_train_pytorch_rnn_alone, ns, inputs)
+    return probe_stand_ins(ns, inputs["tables"], probe_train_pytorch_rnn_alone, ns, inputs)
 
 
 def probe_train_pytorch_rnn_alone(ns, inputs):
