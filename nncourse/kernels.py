@@ -44,6 +44,26 @@ import sys
 import tempfile
 import time
 
+# The only variables a kernel (and the zygote it is forked from) gets of its starter's
+# environment: a grader's own settings (a database URL, a token) are none of a student's
+# business (and a Dask nanny's MALLOC_TRIM_THRESHOLD_ would make NumPy much slower). Names
+# ending in "*" are prefixes.
+KERNEL_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "LC_*", "TZ", "TERM", "HOME", "TMPDIR",
+                      "NBGRADER_EXECUTION", "NNCOURSE_DATA", "MPLBACKEND", "MPLCONFIGDIR",
+                      "IPYTHONDIR", "JPY_PARENT_PID", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                      "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
+                      "PYDEVD_DISABLE_FILE_VALIDATION", "PYTHONHASHSEED", "PYTHONIOENCODING",
+                      "LD_LIBRARY_PATH")
+
+
+def kernel_environment(env):
+    """The part of ``env`` that a kernel may see (see KERNEL_ENVIRONMENT)."""
+    def allowed(name):
+        return any(name == rule or rule.endswith("*") and name.startswith(rule[:-1])
+                   for rule in KERNEL_ENVIRONMENT)
+    return {name: value for name, value in env.items() if allowed(name)}
+
+
 # What the course's notebooks import; a module that is not installed is skipped.
 DEFAULT_PRELOAD = ("numpy", "matplotlib.pyplot", "torch", "torchvision", "ipykernel.kernelapp")
 _INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
@@ -86,7 +106,9 @@ def _die_with_parent(parent):
         os._exit(1)
 
 
-_CLONE_NEWNS, _CLONE_NEWUSER = 0x00020000, 0x10000000
+_CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWPID = 0x00020000, 0x10000000, 0x20000000
+_MNT_DETACH = 0x2
+_PR_SET_DUMPABLE, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS = 4, 24, 38
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT = 0x1, 0x2, 0x4, 0x20
 _MS_BIND, _MS_MOVE, _MS_REC, _MS_PRIVATE = 0x1000, 0x2000, 0x4000, 0x40000
 STAGE = "/nncourse-stage"  # empty folders of the sandbox's root, used while mounting
@@ -120,28 +142,59 @@ def _locked_flags(path):
     return kept | (0x200000 if flag & os.ST_RELATIME else 0)  # MS_RELATIME
 
 
+def _dumpable(flag):
+    """A process that is not dumpable cannot be traced, nor its memory read through /proc, by
+    another process of the same user without privileges: the zygote, each kernel and the
+    process above it are not, so that no kernel can reach into another."""
+    _libc_call("prctl", _PR_SET_DUMPABLE, int(flag))
+
+
 def _private_view(spec, job, kernel):
-    """Mounts a fresh /tmp that holds only this kernel's job folder (read-write), its
-    connection folder (read-write) and the shared read-only folders: the other kernels' jobs
-    and sockets and the zygote's control socket all lived in the old /tmp."""
+    """Enters new user, mount and PID namespaces (the next child is the PID namespace's first
+    process) and mounts a fresh /tmp that holds only this kernel's job folder, its connection
+    folder (read-write) and the shared read-only folders: the other kernels' jobs and sockets
+    and the zygote's control socket all lived in the old /tmp. The job folder becomes a tmpfs
+    of ``job_mb`` with a copy of what it held, and /dev/shm one of ``shm_mb``: what a kernel
+    writes is bounded, is its own, and is gone with it."""
     uid, gid = os.getuid(), os.getgid()
-    _libc_call("unshare", _CLONE_NEWUSER | _CLONE_NEWNS)
+    _dumpable(True)  # inherited from the zygote; /proc/self/uid_map is writable only so
+    _libc_call("unshare", _CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWPID)
     with open("/proc/self/setgroups", "w") as out:
         out.write("deny")
     with open("/proc/self/uid_map", "w") as out:
         out.write("%d %d 1" % (uid, uid))
     with open("/proc/self/gid_map", "w") as out:
         out.write("%d %d 1" % (gid, gid))
+    _dumpable(False)
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
     keep = [(job, False), (kernel, False)] + [(path, True) for path in spec["read_only"]]
     for number, (path, _) in enumerate(keep):
         _mount(path, "%s/%d" % (STAGE, number), None, _MS_BIND | _MS_REC)
     _mount("tmpfs", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=1777,size=%dm" % spec["tmp_mb"])
-    for number, (path, read_only) in enumerate(keep):
+    for number, (path, read_only) in enumerate(keep[1:], 1):
         os.makedirs(path, exist_ok=True)
         _mount("%s/%d" % (STAGE, number), path, None, _MS_MOVE)
         if read_only:
             _mount(None, path, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _locked_flags(path))
+    os.makedirs(job, exist_ok=True)
+    _mount("tmpfs", job, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0700,size=%dm" % spec["job_mb"])
+    shutil.copytree("%s/0" % STAGE, job, symlinks=True, dirs_exist_ok=True)
+    _libc_call("umount2", ("%s/0" % STAGE).encode(), _MNT_DETACH)
+    _mount("tmpfs", "/dev/shm", "tmpfs", _MS_NOSUID | _MS_NODEV,
+           "mode=1777,size=%dm" % spec["shm_mb"])
+
+
+def _drop_privileges():
+    """The kernel keeps no capability in its namespaces (it could mount, or trace its
+    neighbours' children) and can gain none."""
+    for capability in range(64):
+        try:
+            _libc_call("prctl", _PR_CAPBSET_DROP, capability)
+        except OSError:
+            break  # past the last capability this system knows
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    _libc_call("capset", header, (ctypes.c_uint32 * 6)())
+    _libc_call("prctl", _PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
 def _children(parent):
@@ -159,40 +212,19 @@ def _children(parent):
     return found
 
 
-def _kill_orphans():
-    """Kills this process's children (as a subreaper, the processes a kernel left behind,
-    even those that started their own session) and reaps what has ended."""
+def _wait_then_leave(kernel):
+    """In the process above a sandboxed kernel: wait for it and leave with its exit status.
+    The kernel is the first process of its PID namespace, so whatever it started (a fork
+    storm included) is killed by the system when it ends."""
     while True:
         try:
-            if not os.waitpid(-1, os.WNOHANG)[0]:
-                break
-        except ChildProcessError:
-            break
-    for pid in _children(os.getpid()):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _subreaper():
-    _libc_call("prctl", 36, 1)  # PR_SET_CHILD_SUBREAPER
-
-
-def _wait_then_clean(kernel):
-    """In the process above a sandboxed kernel: reap until the kernel ends, kill what it left
-    behind (a fork storm included), and leave with the kernel's exit status."""
-    while True:
-        try:
-            done, status = os.waitpid(-1, 0)
+            done, status = os.waitpid(kernel, 0)
         except ChildProcessError:
             os._exit(1)
+        except InterruptedError:
+            continue
         if done == kernel:
-            break
-    while _children(os.getpid()):
-        _kill_orphans()
-        time.sleep(0.01)
-    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+            os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
 def _enter_sandbox(spec, request):
@@ -204,10 +236,9 @@ def _enter_sandbox(spec, request):
     connection = argv[argv.index("-f") + 1]
     job = os.path.dirname(request["cwd"])  # the submission's folder: work/ and tmp/
     _private_view(spec, job, os.path.dirname(connection))
-    _subreaper()
     kernel = os.fork()
     if kernel:
-        _wait_then_clean(kernel)
+        _wait_then_leave(kernel)
     _die_with_parent(None)
     limits = spec["limits"]
     # memory: what the kernel may allocate beyond what it inherited from the zygote
@@ -223,6 +254,7 @@ def _enter_sandbox(spec, request):
     request["env"].update(TMPDIR=temporary, HOME=temporary,
                           IPYTHONDIR=os.path.join(temporary, ".ipython"),
                           MPLCONFIGDIR=spec["mplconfigdir"])
+    _drop_privileges()
 
 
 def _become_kernel(request, fds, closing, zygote, sandbox=None):
@@ -239,7 +271,7 @@ def _become_kernel(request, fds, closing, zygote, sandbox=None):
             os.close(fd)
         os.chdir(request["cwd"])
         os.environ.clear()
-        os.environ.update(request["env"])
+        os.environ.update(kernel_environment(request["env"]))
         os.environ.setdefault("MPLBACKEND", _INLINE_BACKEND)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -275,6 +307,8 @@ def serve(socket_path, preload, sandbox=None):
     """The zygote: imports ``preload`` and forks a kernel for each launcher that connects;
     ``sandbox``: what each kernel needs to enter its own (see :class:`Sandbox`)."""
     os.environ.setdefault("MPLBACKEND", _INLINE_BACKEND)
+    if sandbox:
+        _dumpable(False)  # no kernel may trace the process all later kernels are forked from
     # Ctrl-C in the grader's terminal is for the grader: it ends the zygote by closing stdin
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import importlib
@@ -383,10 +417,14 @@ class Sandbox:
     ``tmp/``) and ``mpl/`` (matplotlib's cache, made once per zygote). No network.
     """
 
-    def __init__(self, memory_mb=4096, processes=512, file_mb=256, tmp_mb=512, read_only=()):
-        self.limits = {"memory_mb": memory_mb, "processes": processes, "file_mb": file_mb}
-        self.tmp_mb = tmp_mb
+    def __init__(self, memory_mb=4096, processes=512, file_mb=256, tmp_mb=512, job_mb=512,
+                 shm_mb=256, cpus=None, read_only=(), hidden=()):
+        self.limits = {"memory_mb": memory_mb, "processes": processes, "file_mb": file_mb,
+                       "cpus": cpus}
+        self.tmp_mb, self.job_mb, self.shm_mb = tmp_mb, job_mb, shm_mb
         self.read_only = [os.path.realpath(path) for path in read_only]
+        # folders inside the visible ones that must look empty (the checks' answer keys)
+        self.hidden = [os.path.realpath(path) for path in hidden if os.path.isdir(path)]
 
     @staticmethod
     def unavailable():
@@ -414,6 +452,8 @@ class Sandbox:
                 command += ["--ro-bind", path, path]
         for path in sorted(prefixes | set(self.read_only)):
             command += ["--ro-bind", path, path]
+        for path in self.hidden:
+            command += ["--tmpfs", path]
         command += ["--bind", folder, folder]
         for name in sorted(os.listdir("/dev")):  # a GPU, when there is one
             if name.startswith("nvidia"):
@@ -429,7 +469,8 @@ class Sandbox:
     def spec(self, folder):
         """What each kernel needs to enter its own sandbox (sent to the zygote as JSON)."""
         mpl = os.path.join(folder, "mpl")
-        return {"limits": self.limits, "tmp_mb": self.tmp_mb, "mplconfigdir": mpl,
+        return {"limits": self.limits, "tmp_mb": self.tmp_mb, "job_mb": self.job_mb,
+                "shm_mb": self.shm_mb, "mplconfigdir": mpl,
                 "read_only": [mpl] + self.read_only}
 
 
@@ -448,22 +489,31 @@ def _confine(root, limits):
     kernel's rlimits do not bind root). Returns the cgroup folders made."""
     base = "/sys/fs/cgroup"
     name = "nncourse-%d" % root
+    # CPU: a worker grades one submission at a time, so its zygote's share is its kernel's
+    # share: ``cpus`` cores at most, whatever number of threads the kernel starts
+    cpus = limits.get("cpus")
     settings = {"pids.max": limits["processes"],
                 "memory.max": (limits["memory_mb"] + 2048) * 2**20,
-                "memory.limit_in_bytes": (limits["memory_mb"] + 2048) * 2**20}
+                "memory.limit_in_bytes": (limits["memory_mb"] + 2048) * 2**20,
+                "cpu.max": "%d 100000" % (cpus * 100000) if cpus else "max 100000",
+                "cpu.cfs_quota_us": cpus * 100000 if cpus else -1}
     if os.path.exists(os.path.join(base, "cgroup.controllers")):  # cgroup v2
-        folders = [(os.path.join(base, name), ("pids.max", "memory.max"))]
+        folders = [(os.path.join(base, name), ("pids.max", "memory.max", "cpu.max"))]
     else:
         folders = [(os.path.join(base, "pids", name), ("pids.max",)),
-                   (os.path.join(base, "memory", name), ("memory.limit_in_bytes",))]
+                   (os.path.join(base, "memory", name), ("memory.limit_in_bytes",)),
+                   (os.path.join(base, "cpu", name), ("cpu.cfs_quota_us",))]
     made = []
     for folder, files in folders:
         try:
             os.mkdir(folder)
             made.append(folder)
             for setting in files:
-                with open(os.path.join(folder, setting), "w") as out:
-                    out.write(str(settings[setting]))
+                try:
+                    with open(os.path.join(folder, setting), "w") as out:
+                        out.write(str(settings[setting]))
+                except OSError:
+                    pass  # a controller this hierarchy lacks: the others still apply
             for pid in _descendants(root):
                 with open(os.path.join(folder, "cgroup.procs"), "w") as out:
                     out.write(str(pid))
@@ -500,6 +550,7 @@ class Zygote:
             self.socket_path = os.path.join(self.folder, "zygote.sock")
             command = [sys.executable, "-m", "nncourse.kernels", "zygote",
                        "--socket", self.socket_path] + arguments
+        env = kernel_environment(os.environ if env is None else env)
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         env=env, text=True)
         self.cgroups = []

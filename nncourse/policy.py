@@ -69,6 +69,15 @@ class Rule:
 
 
 @dataclass
+class Review:
+    """What reading a submission found: ``costs`` maps the grade_id of each test cell it
+    forfeits to the reason; ``tampering_cell`` is the index (in ``notebook.cells``) of the
+    first cell that tampers with the kernel, or None."""
+    costs: dict = field(default_factory=dict)
+    tampering_cell: int = None
+
+
+@dataclass
 class _Cell:
     index: int
     student: bool
@@ -326,7 +335,7 @@ def _library_breach(cell, rule, aliases):
 
 
 def review(notebook, source, rules=(), names_of=None):
-    """Which test cells a breach of the rules costs: ``{grade_id: message}``.
+    """Which test cells a breach of the rules costs (a :class:`Review`).
 
     ``notebook``: the submission (test cells restored); ``source``: the master notebook (its
     own cells are trusted as they are); ``rules``: the problem set's :class:`Rule` list;
@@ -345,20 +354,34 @@ def review(notebook, source, rules=(), names_of=None):
             continue
         student = utils.is_solution(cell) or cell.source.strip() not in trusted
         cells.append(_read(cell.source, index, student, aliases, statements))
+    students = [c for c in cells if c.student]
+    breaches = _breaches(students, [cell for _, _, cell in tests], rules, aliases)
+    tainted = _taint(students, breaches)
+    costs = {}
+    for test_index, grade_id, _ in tests:
+        tamperer = next((c for c in students if c.tampering and c.index < test_index), None)
+        if tamperer is not None:
+            costs[grade_id] = ("the code in cell %d %s, which graded code may not do (it could "
+                               "change how the tests run); the tests after it score 0"
+                               % (tamperer.index + 1, tamperer.tampering[0]))
+            continue
+        for name in sorted(set(names_of(grade_id)) if names_of else ()):
+            if name in tainted and tainted[name] < test_index:
+                index = tainted[name]
+                costs[grade_id] = "%s (cell %d) %s" % (name, index + 1, breaches[index])
+                break
+    return Review(costs, next((c.index for c in students if c.tampering), None))
+
+
+def _breaches(students, tests, rules, aliases):
+    """{cell index: why} for the student cells that break a rule or borrow a test's helper."""
     # the functions and classes of the test cells (stand-ins, reference helpers) are not the
     # student's to hand in, unless a student cell defines its own of that name; those of the
     # notebook's other cells (a base class, a training loop) are there to be used
-    helpers = set()
-    for _, _, cell in tests:
-        helpers |= cell.functions
-    for cell in cells:
-        if cell.student:
-            helpers -= cell.defines
-
-    breaches = {}  # cell index -> why its code is not accepted
-    for cell in cells:
-        if not cell.student:
-            continue
+    helpers = set().union(*[cell.functions for cell in tests])
+    helpers -= set().union(*[cell.defines for cell in students])
+    breaches = {}
+    for cell in students:
         for rule in rules:
             if rule.names and not (cell.defines & set(rule.names)):
                 continue
@@ -370,35 +393,23 @@ def review(notebook, source, rules=(), names_of=None):
         if borrowed and cell.index not in breaches:
             breaches[cell.index] = ("uses %s, defined by the notebook's tests, not by you"
                                     % ", ".join(borrowed))
-    # a cell that calls a breaching cell's functions breaks the rule too (in cell order)
-    tainted = {}  # name -> index of the breaching cell that defined it
-    for cell in cells:
-        if not cell.student:
-            continue
+    return breaches
+
+
+def _taint(students, breaches):
+    """{name: index of the breaching cell that bound it}; a cell that uses such a name breaks
+    the rule too (followed in cell order), and ``breaches`` gains it."""
+    tainted = {}
+    for cell in students:
         if cell.index not in breaches:
             used = sorted(n for n in cell.uses if n in tainted and tainted[n] != cell.index)
             if used:
                 breaches[cell.index] = "calls %s from cell %d, which %s" % (
-                    used[0], tainted[used[0]], breaches[tainted[used[0]]])
+                    used[0], tainted[used[0]] + 1, breaches[tainted[used[0]]])
         if cell.index in breaches:
             for name in cell.bound:
                 tainted.setdefault(name, cell.index)
-    costs = {}
-    for test_index, grade_id, _ in tests:
-        earlier = [c for c in cells if c.student and c.index < test_index]
-        tampering = next((c for c in earlier if c.tampering), None)
-        if tampering is not None:
-            costs[grade_id] = ("the code in cell %d %s, which graded code may not do (it could "
-                               "change how the tests run); the tests after it score 0"
-                               % (tampering.index + 1, tampering.tampering[0]))
-            continue
-        wanted = set(names_of(grade_id)) if names_of else set()
-        for name in sorted(wanted):
-            if name in tainted and tainted[name] < test_index:
-                index = tainted[name]
-                costs[grade_id] = "%s (cell %d) %s" % (name, index + 1, breaches[index])
-                break
-    return costs
+    return tainted
 
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")

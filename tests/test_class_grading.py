@@ -251,7 +251,8 @@ def test_an_unreachable_scheduler_is_a_one_line_error(parallel):
 
 def test_each_bad_input_gets_one_line_and_the_rest_of_the_class_is_graded(tmp_path_factory):
     course = make_class(tmp_path_factory, "bad", ["full"])
-    # an honest student whose code saves a file, which is kept in autograded/ as nbgrader does
+    # an honest student whose code saves a file: it is graded as usual, and what the kernel
+    # wrote reaches neither autograded/ nor the feedback (it is the student's code's output)
     submit(course, "writer", [("linear_solution", "return input_array @ self.W + self.b",
                                "with open('notes.txt', 'w') as out:\n"
                                "            out.write('saved')\n"
@@ -285,7 +286,8 @@ def test_each_bad_input_gets_one_line_and_the_rest_of_the_class_is_graded(tmp_pa
     assert "extra" in notes[0] and "scratch.ipynb" in notes[0]
     assert scores(course) == {student: expected_total("full")
                               for student in ("full", "extra", "writer")}
-    assert (course / "autograded" / "writer" / "ps1" / "notes.txt").read_text() == "saved"
+    assert not (course / "autograded" / "writer" / "ps1" / "notes.txt").exists()
+    assert not list((course / "feedback" / "writer").rglob("notes.txt"))
 
 
 def test_reports_csv_pass_rates_plot_and_feedback(parallel):

@@ -41,7 +41,7 @@ CELLS = [
     "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3]); plt.show()",
     "import numpy as np, torch\nfloat(np.ones(3).sum() + torch.ones(2).sum())",
     "open('model.txt', 'w').write('saved'); open('model.txt').read()",
-    "os.environ['NNCOURSE_TEST_VALUE'], os.path.basename(os.getcwd())",
+    "os.environ['NBGRADER_EXECUTION'], os.path.basename(os.getcwd())",
     "1 / 0",
     "'still running'",
 ]
@@ -49,7 +49,7 @@ CELLS = [
 
 def test_a_forked_kernel_gives_the_outputs_of_a_fresh_kernel(zygote, tmp_path, monkeypatch):
     from jupyter_client.manager import AsyncKernelManager
-    monkeypatch.setenv("NNCOURSE_TEST_VALUE", "from the grader")
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")  # a variable kernels are given
     for kind in ("fresh", "forked"):
         (tmp_path / kind / "work").mkdir(parents=True)
     fresh = run(zygote, CELLS, tmp_path / "fresh" / "work", manager=AsyncKernelManager)
@@ -57,7 +57,7 @@ def test_a_forked_kernel_gives_the_outputs_of_a_fresh_kernel(zygote, tmp_path, m
     assert outputs(forked) == outputs(fresh)
     kinds = [[o.get("output_type") for o in cell] for cell in outputs(forked)]
     assert kinds[0] == ["stream", "stream"] and "image/png" in forked.cells[1].outputs[0].data
-    assert forked.cells[4].outputs[0].data["text/plain"] == "('from the grader', 'work')"
+    assert forked.cells[4].outputs[0].data["text/plain"] == "('autograde', 'work')"
     assert kinds[5] == ["error"] and kinds[6] == ["execute_result"]
 
 
@@ -170,3 +170,14 @@ def test_a_sandboxed_kernel_works_and_sees_only_its_folder(tmp_path):
     assert sorted(visible) == sorted({os.path.basename(zygote.folder),
                                       str(data).split("/")[2]})
     assert not (data / "planted.txt").exists()
+
+
+def test_a_forked_kernel_sees_only_the_allowed_part_of_the_environment(zygote, tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setenv("NNCOURSE_GRADER_SECRET", "not for students")
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    (tmp_path / "work").mkdir()
+    outputs_ = outputs(run(zygote, ["import os\nsorted(os.environ)"], tmp_path / "work"))
+    names = outputs_[0][0]["data"]["text/plain"]
+    assert "NBGRADER_EXECUTION" in names and "NNCOURSE_GRADER_SECRET" not in names
+

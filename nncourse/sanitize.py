@@ -1,0 +1,113 @@
+"""What a graded notebook (and the feedback made from it) may show of what the kernel sent.
+
+Everything in a cell's outputs came from the student's kernel, so it is treated as the
+student's own text: it may hold markup meant to run in the TA's browser, or text copied from
+the hidden tests that the kernel saw while they ran. Here:
+
+- HTML and Markdown outputs are cleaned with bleach (no script, no event handlers, no styles
+  or links that load anything), and kinds a browser would run or that can carry a script
+  (JavaScript, SVG, widgets, anything unknown) are dropped;
+- any text that contains a piece of the hidden tests (a probe's source, a nonce, a check's
+  name, the encoding of its inputs) is replaced by a note;
+- a test cell with a hidden check keeps its verdict and at most ``TEST_CELL_PRINTS``
+  characters of what the student's code printed;
+- after a cell that tampers with the kernel (nncourse/policy.py), student cells keep nothing
+  (such code could print anything the kernel held).
+"""
+
+import bleach
+
+TEST_CELL_PRINTS = 4000
+ERROR_TEXT = 4000  # an error's message and each traceback entry are cut to this
+REMOVED = "[output removed: it showed part of the grader's hidden tests]"
+# markers of the probes' own code and data in anything a kernel can print
+PROBE_MARKERS = ("nncourse", "run_probe", "_user_ns", "__ndarray__", "def probe_",
+                 "HIDDEN TESTS", "application/vnd.nncourse")
+KEPT_KINDS = ("text/plain", "image/png", "image/jpeg", "image/gif", "text/latex",
+              "text/html", "text/markdown")
+_TAGS = ["a", "abbr", "b", "blockquote", "br", "caption", "code", "div", "em", "h1", "h2", "h3",
+         "h4", "h5", "h6", "hr", "i", "li", "ol", "p", "pre", "span", "strong", "sub", "sup",
+         "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul"]
+_ATTRIBUTES = {"td": ["colspan", "rowspan"], "th": ["colspan", "rowspan"], "a": ["title"]}
+
+
+def clean_html(text):
+    """HTML a student's code displayed, without anything that runs or loads."""
+    return bleach.clean(text, tags=_TAGS, attributes=_ATTRIBUTES, protocols=[], strip=True,
+                        strip_comments=True)
+
+
+def _text(value):
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+class Sanitizer:
+    """Cleans the outputs of an executed notebook in place (see the module's docstring)."""
+
+    def __init__(self, secrets=()):
+        self.secrets = [s for s in dict.fromkeys(PROBE_MARKERS + tuple(secrets)) if len(s) >= 4]
+
+    def leaks(self, text):
+        return any(secret in text for secret in self.secrets)
+
+    def _safe(self, text):
+        return REMOVED if self.leaks(text) else text
+
+    def _data(self, output):
+        kept = {}
+        for kind, value in output.get("data", {}).items():
+            if kind not in KEPT_KINDS:
+                continue
+            text = _text(value)
+            if kind.startswith("image/"):
+                kept[kind] = value
+            elif kind in ("text/html", "text/markdown"):
+                kept[kind] = self._safe(clean_html(text))
+            else:
+                kept[kind] = self._safe(text)
+        return kept
+
+    def clean_output(self, output):
+        """The output as it may be shown, or None when nothing of it may be."""
+        kind = output.get("output_type")
+        if kind == "stream":
+            output["text"] = self._safe(_text(output.get("text", "")))
+        elif kind in ("display_data", "execute_result"):
+            output["data"] = self._data(output)
+            output["metadata"] = {k: v for k, v in output.get("metadata", {}).items()
+                                  if k in KEPT_KINDS and isinstance(v, dict)}
+            if not output["data"]:
+                return None
+        elif kind == "error":
+            output["ename"] = self._safe(str(output.get("ename", "")))[:200]
+            output["evalue"] = self._safe(str(output.get("evalue", "")))[:ERROR_TEXT]
+            output["traceback"] = [self._safe(str(entry))[:ERROR_TEXT]
+                                   for entry in output.get("traceback", [])]
+        else:
+            return None
+        return output
+
+    def clean_cell(self, cell, checked=False, silenced=False):
+        """``checked``: a test cell with hidden checks (verdict and a few prints kept);
+        ``silenced``: a student cell after tampering (nothing kept)."""
+        if cell.cell_type != "code":
+            return
+        if silenced:
+            cell.outputs = []
+            return
+        outputs, printed = [], 0
+        for output in cell.outputs:
+            if checked and output.output_type not in ("stream", "error"):
+                continue
+            output = self.clean_output(output)
+            if output is None:
+                continue
+            if checked and output.output_type == "stream":
+                room = TEST_CELL_PRINTS - printed
+                if room <= 0:
+                    continue
+                if len(output.text) > room:
+                    output.text = output.text[:room] + "\n[output cut]\n"
+                printed += len(output.text)
+            outputs.append(output)
+        cell.outputs = outputs
