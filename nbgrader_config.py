@@ -10,9 +10,16 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Igno
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nncourse.course import COURSE_ID  # noqa: E402
 from nncourse.grader import MARKER  # noqa: E402
-from nncourse.grading import ExpandChecks, JudgeChecks, LimitedExecute  # noqa: E402
+from nncourse.grading import (ExpandChecks, JudgeChecks, LimitedExecute,  # noqa: E402
+                              refuse_stock_autograde)
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
+
+# Stock `nbgrader autograde` would run students' code outside the sandbox, in a kernel that
+# could import this checkout (and rewrite the hidden checks): it stops here with one line.
+# `nncourse grade` loads this file itself; Formgrader's autograde button is refused by
+# ExpandChecks (nncourse/grading.py).
+refuse_stock_autograde()
 
 c.CourseDirectory.course_id = COURSE_ID
 c.CourseDirectory.solution_directory = "solutions"

@@ -23,9 +23,10 @@ def write_course(folder, stock, problem_set="ps1"):
     for name in ("source", "release"):
         shutil.copytree(os.path.join(ROOT, name), os.path.join(folder, name))
     config = open(os.path.join(ROOT, "nbgrader_config.py")).read()
-    if stock:
+    if stock:  # (and stock autograde allowed, which the course's own config refuses)
         config = re.sub(r"c\.Autograde\.autograde_preprocessors = \[.*?\]\n", "", config,
                         flags=re.S)
+        config = config.replace("\nrefuse_stock_autograde()\n", "\n")
     with open(os.path.join(folder, "nbgrader_config.py"), "w") as out:
         out.write(config)
     nbgrader(folder, "generate_assignment", problem_set, "--force",

@@ -1,7 +1,7 @@
 """Time to autograde one submission (the reference solution of a problem set, ps1 by
-default): stock nbgrader autograde beside nncourse's grading (nbgrader with the checks judged
-outside the kernel), same input, same run. Prints the median of --runs runs of each and their
-ratio.
+default): stock nbgrader autograde (checks judged in the kernel) beside `nncourse grade` of
+that one student (one worker: sandbox, checks judged outside the kernel, reports and
+feedback), same input, same run. Prints the median of --runs runs of each and their ratio.
 
     .venv/bin/python benchmarks/autograde_time.py --runs 5 [--problem-set ps4]
 """
@@ -12,7 +12,7 @@ import statistics
 import tempfile
 import time
 
-from _classes import nbgrader, submit_class, write_course
+from _classes import nbgrader, nncourse, submit_class, write_course
 
 
 def main():
@@ -31,7 +31,11 @@ def main():
         for _ in range(runs):  # interleaved, so both see the same machine load
             for label, folder in folders.items():
                 start = time.perf_counter()
-                nbgrader(folder, "autograde", problem_set, "--student", "ada", "--force")
+                if label.startswith("stock"):
+                    nbgrader(folder, "autograde", problem_set, "--student", "ada", "--force")
+                else:
+                    nncourse(folder, "grade", problem_set, "--student", "ada", "--force",
+                             "--workers", "1")
                 times[label].append(time.perf_counter() - start)
     for label, values in times.items():
         print("%s, %-15s median %.2f s over %d runs (min %.2f, max %.2f)"

@@ -122,7 +122,7 @@ def execute_submission(payload):
     """
     from nbgrader import utils
     from nbgrader.preprocessors import Execute
-    from .grading import REVIEW
+    from .grading import REVIEW, WORKER
     from .kernels import ForkedKernelManager
 
     config = payload["config"]
@@ -147,7 +147,7 @@ def execute_submission(payload):
         for name in payload["notebooks"]:
             notebook = nbformat.reads(payload["files"][name].decode(), as_version=4)
             resources = {"metadata": {"path": folder}, "unique_key": name[:-len(".ipynb")],
-                         REVIEW: payload.get("reviews", {}).get(name),
+                         REVIEW: payload.get("reviews", {}).get(name), WORKER: True,
                          "nbgrader": {"student": payload["student"],
                                       "assignment": payload["problem_set"],
                                       "notebook": name[:-len(".ipynb")], "db_url": None}}

@@ -17,8 +17,10 @@ test cells restored from the source, late penalties) grades with them:
 """
 
 import json
+import os
 import re
 import secrets
+import sys
 import time
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -28,6 +30,7 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Integer, default
 
 from . import checks, policy, sanitize
+from .checks import wire
 
 IMPORT_LINE = re.compile(r"^\s*from nncourse\.checks import run_check\s*$")
 CHECK_LINE = re.compile(r"""^(?P<indent>\s*)run_check\((?P<q>["'])(?P<name>[\w.]+)(?P=q)\)\s*$""")
@@ -59,10 +62,31 @@ def review_submission(notebook, source, problem_set):
     return policy.review(notebook, source, checks.rules(problem_set), names_of)
 
 
+WORKER = "nncourse_worker"  # resources key set by nncourse grade's workers (nncourse/grader.py)
+
+
+class RefusedGrading(RuntimeError):
+    """Hidden checks expanded outside ``nncourse grade`` (stock autograde, Formgrader)."""
+
+
+def refuse_stock_autograde(argv=None):
+    """Exits with one line when the running program is ``nbgrader autograde``."""
+    argv = sys.argv if argv is None else argv
+    # `nbgrader autograde` and `python -m nbgrader autograde` (.../nbgrader/__main__.py)
+    program = {os.path.basename(argv[0]), os.path.basename(os.path.dirname(argv[0]))}
+    if "nbgrader" in program and argv[1:2] == ["autograde"]:
+        sys.exit("error: grade this course with `nncourse grade PROBLEM_SET` (it sandboxes "
+                 "students' code and judges the hidden checks outside it), not "
+                 "`nbgrader autograde`")
+
+
 class ExpandChecks(NbGraderPreprocessor):
     """Swaps each ``run_check`` line of a test cell for the probe it names."""
 
     def preprocess(self, nb, resources):
+        if not resources.get(WORKER):
+            raise RefusedGrading("grade this course with `nncourse grade`: stock nbgrader "
+                                 "autograde would run students' code outside the sandbox")
         resources[_STATE] = {}
         return super().preprocess(nb, resources)
 
@@ -126,12 +150,17 @@ class JudgeChecks(NbGraderPreprocessor):
         grade_id = cell.metadata.nbgrader["grade_id"]
         breach = self._review.costs.get(grade_id)
         state = resources.get(_STATE, {}).get(grade_id)
-        failures = []
+        failures, self._warned = [], []
         if state is not None:
             source, expected = state
             # the graded notebook (and the feedback made from it) shows the visible tests only
             cell.source = HIDDEN_REGION.sub("", source).rstrip()
             failures = self._judge(cell, expected, resources)
+            # the checks judge this cell: what reached stderr (a library's warning, a
+            # progress bar) is shown, not scored (nbgrader gives 0 for any stderr)
+            for output in cell.outputs:
+                if output.output_type == "stream" and output.name == "stderr":
+                    output.name = "stdout"
         # nbgrader would read a number left as the cell's value as partial credit
         cell.outputs = [o for o in cell.outputs if o.output_type != "execute_result"]
         for output in cell.outputs:
@@ -141,6 +170,11 @@ class JudgeChecks(NbGraderPreprocessor):
                                    silenced=self._silenced(index))
         if breach is not None:
             failures.append(breach)
+        if self._warned and not self._silenced(index):
+            note = "Note: your code warned while the hidden tests ran (this costs nothing): %s" \
+                % "; ".join(dict.fromkeys(text[:300] for text in self._warned[:3]))
+            cell.outputs.append(NotebookNode(output_type="stream", name="stdout",
+                                             text=self._sanitizer.clean_text(note) + "\n"))
         cell.outputs += [_error(message) for message in dict.fromkeys(failures)]
         return cell, resources
 
@@ -159,8 +193,11 @@ class JudgeChecks(NbGraderPreprocessor):
                 if not already_failed:
                     failures.append("the hidden tests did not run to completion")
                 continue
+            outputs = mine[0].get("outputs")
+            if isinstance(outputs, dict) and isinstance(outputs.get(wire.WARNINGS_KEY), list):
+                self._warned += [str(text) for text in outputs.pop(wire.WARNINGS_KEY)]
             try:
-                message = checks.verdict(check, inputs, mine[0].get("outputs"))
+                message = checks.verdict(check, inputs, outputs)
             except Exception as exc:  # a bug in the check itself: the cell fails, loudly
                 self.log.error("check %s crashed while judging %s: %r", check.name,
                                resources.get("unique_key", "?"), exc)

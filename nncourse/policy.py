@@ -48,6 +48,7 @@ TAMPERING_OS = ("system", "popen", "fork", "forkpty", "kill", "killpg", "execv",
 SAFE_DUNDERS = ("__init__", "__call__", "__name__", "__len__", "__getitem__", "__repr__",
                 "__str__", "__iter__", "__next__", "__doc__")
 SAFE_MAGICS = ("matplotlib", "time", "timeit")
+DISPLAY = ("IPython.display",)  # showing things is fine (what it shows is sanitised)
 _DYNAMIC_ATTRIBUTE = ("getattr", "setattr", "delattr", "hasattr")
 _INPUT_HISTORY = re.compile(r"^_i\d+$")  # IPython's inputs by number: they hold the test cells
 
@@ -119,6 +120,10 @@ def _starts(dotted, prefixes):
     return next((p for p in prefixes if dotted == p or dotted.startswith(p + ".")), None)
 
 
+def _tampering_module(dotted):
+    return _starts(dotted, TAMPERING_MODULES) is not None
+
+
 def _magic_call(node):
     """('line'|'cell'|'system', name) for get_ipython().run_line_magic('name', ...) calls."""
     func = node.func
@@ -158,14 +163,15 @@ class _Reader(ast.NodeVisitor):
         for alias in node.names:
             name = alias.asname or alias.name.split(".")[0]
             self.aliases[name] = alias.name if alias.asname else alias.name.split(".")[0]
-            if _starts(alias.name, TAMPERING_MODULES):
+            shown_only = alias.asname and _starts(alias.name, DISPLAY)  # not all of IPython
+            if _tampering_module(alias.name) and not shown_only:
                 self.flag(node, "imports %s" % alias.name)
             self.cell.chains.append((alias.name, node.lineno))
             self.cell.defines.add(name)
 
     def visit_ImportFrom(self, node):
         module = ("." * node.level) + (node.module or "")
-        if node.level or _starts(module, TAMPERING_MODULES):
+        if node.level or _tampering_module(module) and not _starts(module, DISPLAY):
             self.flag(node, "imports from %s" % module)
         for alias in node.names:
             name = alias.asname or alias.name
@@ -246,7 +252,7 @@ class _Reader(ast.NodeVisitor):
             module = _module_of(dotted, self.aliases)
             if module and module.split(".")[0] == "os" and module.split(".")[-1] in TAMPERING_OS:
                 self.flag(node, "uses %s" % module)
-            if module and _starts(module, TAMPERING_MODULES):
+            if module and _tampering_module(module) and not _starts(module, DISPLAY):
                 self.flag(node, "uses %s" % module)
         self.generic_visit(node)
 
@@ -274,6 +280,8 @@ class _Reader(ast.NodeVisitor):
             literal = isinstance(name, ast.Constant) and isinstance(name.value, str)
             if literal and name.value.startswith("__"):
                 self.flag(node, "calls %s with the special attribute %s" % (func.id, name.value))
+            elif not literal and target and _module_of(target, self.aliases):
+                self.flag(node, "calls %s on %s with a computed name" % (func.id, target))
             elif not literal:
                 self.computed.append(node)  # fine (getattr(self, "d" + name)) unless...
             elif func.id in ("setattr", "delattr") and target and _module_of(target, self.aliases):

@@ -50,7 +50,8 @@ class Sanitizer:
     def leaks(self, text):
         return any(secret in text for secret in self.secrets)
 
-    def _safe(self, text):
+    def clean_text(self, text):
+        """``text`` from the kernel, as it may be shown."""
         return REMOVED if self.leaks(text) else text
 
     def _data(self, output):
@@ -62,16 +63,16 @@ class Sanitizer:
             if kind.startswith("image/"):
                 kept[kind] = value
             elif kind in ("text/html", "text/markdown"):
-                kept[kind] = self._safe(clean_html(text))
+                kept[kind] = self.clean_text(clean_html(text))
             else:
-                kept[kind] = self._safe(text)
+                kept[kind] = self.clean_text(text)
         return kept
 
     def clean_output(self, output):
         """The output as it may be shown, or None when nothing of it may be."""
         kind = output.get("output_type")
         if kind == "stream":
-            output["text"] = self._safe(_text(output.get("text", "")))
+            output["text"] = self.clean_text(_text(output.get("text", "")))
         elif kind in ("display_data", "execute_result"):
             output["data"] = self._data(output)
             output["metadata"] = {k: v for k, v in output.get("metadata", {}).items()
@@ -79,9 +80,9 @@ class Sanitizer:
             if not output["data"]:
                 return None
         elif kind == "error":
-            output["ename"] = self._safe(str(output.get("ename", "")))[:200]
-            output["evalue"] = self._safe(str(output.get("evalue", "")))[:ERROR_TEXT]
-            output["traceback"] = [self._safe(str(entry))[:ERROR_TEXT]
+            output["ename"] = self.clean_text(str(output.get("ename", "")))[:200]
+            output["evalue"] = self.clean_text(str(output.get("evalue", "")))[:ERROR_TEXT]
+            output["traceback"] = [self.clean_text(str(entry))[:ERROR_TEXT]
                                    for entry in output.get("traceback", [])]
         else:
             return None

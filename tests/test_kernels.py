@@ -2,6 +2,7 @@
 
 import os
 import signal
+import subprocess
 import time
 
 import nbformat
@@ -181,3 +182,75 @@ def test_a_forked_kernel_sees_only_the_allowed_part_of_the_environment(zygote, t
     names = outputs_[0][0]["data"]["text/plain"]
     assert "NBGRADER_EXECUTION" in names and "NNCOURSE_GRADER_SECRET" not in names
 
+
+
+ATTACKER = [
+    # every process it can see: signals, /proc/PID/mem, ptrace
+    """import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+killed, opened, traced = [], [], []
+for name in os.listdir('/proc'):
+    # /proc numbers processes as the zygote sees them; a signal is sent by the numbers of
+    # the kernel's own namespace (where such a number can only be one of its own threads)
+    if not name.isdigit() or os.path.exists('/proc/self/task/' + name):
+        continue
+    try:
+        os.kill(int(name), signal.SIGKILL)
+        killed.append(int(name))
+    except OSError:
+        pass
+    try:
+        open('/proc/%s/mem' % name, 'r+b').close()
+        opened.append(name)
+    except OSError:
+        pass
+    if libc.ptrace(16, int(name), None, None) == 0:  # PTRACE_ATTACH
+        traced.append(name)
+os.getpid(), killed, opened, traced""",
+    # processes left behind on purpose, in a session of their own
+    "import subprocess\n[subprocess.Popen(['sleep', '6062'], start_new_session=True).pid"
+    " for _ in range(3)][:0]",
+    # fill /dev/shm and the job folder
+    """def fill(folder, megabytes):
+    written = 0
+    try:
+        for number in range(megabytes // 64):
+            with open(os.path.join(folder, 'fill-%d' % number), 'wb') as out:
+                out.write(b'x' * 64 * 2**20)
+            written += 64
+    except OSError:
+        pass
+    return written
+fill('/dev/shm', 1024), fill('.', 2048)""",
+]
+
+
+def test_a_sandboxed_kernel_cannot_reach_its_neighbour_or_outlive_itself(tmp_path):
+    import threading
+    zygote = Zygote(sandbox=Sandbox())
+    try:
+        victim_work, attacker_work = zygote.job_folder(), zygote.job_folder()
+        victim = {}
+
+        def run_victim():
+            victim["notebook"] = run(zygote, [
+                "import os, time\ntime.sleep(15)\nsorted(os.listdir('/dev/shm'))",
+                "'still here'"], victim_work, timeout=90)
+
+        thread = threading.Thread(target=run_victim)
+        thread.start()
+        time.sleep(4)  # the victim's kernel is up and sleeping
+        attacker = outputs(run(zygote, ATTACKER, attacker_work, timeout=90))
+        thread.join()
+        after = outputs(run(zygote, ["'a next kernel'"], zygote.job_folder()))
+    finally:
+        zygote.close()
+    pid, _, opened, traced = eval(attacker[0][0]["data"]["text/plain"])
+    assert pid == 1 and opened == [] and traced == []
+    assert after[0][0]["data"]["text/plain"] == "'a next kernel'"  # the zygote is unharmed
+    shm, job = eval(attacker[2][0]["data"]["text/plain"])
+    assert shm <= 256 and job <= 512  # the sandbox's sizes of /dev/shm and the job folder
+    assert outputs(victim["notebook"])[0][0]["data"]["text/plain"] == "[]"
+    assert outputs(victim["notebook"])[1][0]["data"]["text/plain"] == "'still here'"
+    survivors = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "sleep 6062" not in survivors

@@ -135,6 +135,8 @@ TAMPERING = {
     "threads": "import threading",
     "proc": "open('/proc/self/mem', 'rb')",
     "os.system": "import os\nos.system('true')",
+    "os by a computed name": "import os\ngetattr(os, 'ki' + 'll')(1, 9)",
+    "IPython itself": "import IPython\nIPython.get_ipython()",
     "builtins": "import builtins\nbuiltins.len = lambda x: 3",
 }
 
@@ -173,7 +175,8 @@ def test_ordinary_code_is_not_taken_for_tampering():
         "        self.name = type(self).__name__\n"
         "    def __call__(self, x):\n        return getattr(self, 'forward')(x)\n"
         "for _ in range(3):\n    print(_ if False else 1)\n"
-        "%time x = np.ones(3)")])
+        "%time x = np.ones(3)\nfrom IPython.display import display, HTML\n"
+        "display(HTML('<b>done</b>'))")])
     source = new_notebook()
     from nncourse import policy
     cell = policy._read(notebook.cells[0].source, 0, True, {})

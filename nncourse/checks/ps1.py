@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from . import CheckFailed, check
 from . import judging as J
-from .wire import Raised, attempt, lookup  # noqa: F401 (names the probes use in the kernel)
+from .wire import Raised, attempt, attempt_without_warnings, lookup  # noqa: F401 (probes)
 from ..policy import Rule
 
 # ps1 builds backpropagation by hand: graded code may use NumPy, not a library that
@@ -162,16 +162,18 @@ def activation_inputs():
             "g_row": rng.normal(size=(1, 4))}
 
 
-def probe_activation(ns, inputs, name):
+def probe_activation(ns, inputs, name, stable=False):
+    """``stable``: the task asks for code that does not warn (no overflow in exp)."""
     Layer = lookup(ns, name)
     layer = attempt(Layer)
     if isinstance(layer, Raised):
         return {"init": layer}
+    call = attempt_without_warnings if stable else attempt
     return {
-        "forward": attempt(layer, inputs["x"].copy()),
-        "backward": attempt(layer.backward, inputs["x"].copy(), inputs["g"].copy()),
-        "forward_row": attempt(layer.forward, inputs["x_row"].copy()),
-        "backward_row": attempt(layer.backward, inputs["x_row"].copy(), inputs["g_row"].copy()),
+        "forward": call(layer, inputs["x"].copy()),
+        "backward": call(layer.backward, inputs["x"].copy(), inputs["g"].copy()),
+        "forward_row": call(layer.forward, inputs["x_row"].copy()),
+        "backward_row": call(layer.backward, inputs["x_row"].copy(), inputs["g_row"].copy()),
     }
 
 
@@ -180,7 +182,7 @@ def probe_relu(ns, inputs):
 
 
 def probe_sigmoid(ns, inputs):
-    return probe_activation(ns, inputs, "Sigmoid")
+    return probe_activation(ns, inputs, "Sigmoid", stable=True)
 
 
 def _activation_oracle(function, x, g):
@@ -237,16 +239,17 @@ def mse_inputs():
     ]}
 
 
-def probe_loss(ns, inputs, name):
+def probe_loss(ns, inputs, name, stable=False):
     Loss = lookup(ns, name)
     loss = attempt(Loss)
     if isinstance(loss, Raised):
         return {"init": loss}
+    call = attempt_without_warnings if stable else attempt
     results = []
     for case in inputs["cases"]:
         results.append({
-            "forward": attempt(loss, case["pred"].copy(), case["y"].copy()),
-            "backward": attempt(loss.backward, case["pred"].copy(), case["y"].copy()),
+            "forward": call(loss, case["pred"].copy(), case["y"].copy()),
+            "backward": call(loss.backward, case["pred"].copy(), case["y"].copy()),
         })
     return {"cases": results}
 
@@ -297,7 +300,7 @@ def cross_entropy_inputs():
 
 
 def probe_cross_entropy(ns, inputs):
-    return probe_loss(ns, inputs, "CrossEntropyLoss")
+    return probe_loss(ns, inputs, "CrossEntropyLoss", stable=True)  # the max shift
 
 
 def _cross_entropy(logits, one_hot):

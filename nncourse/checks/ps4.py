@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from . import CheckFailed, check
 from . import judging as J
-from .wire import Raised, attempt, lookup  # noqa: F401 (names the probes use in the kernel)
+from .wire import Raised, attempt, attempt_without_warnings, lookup  # noqa: F401 (probes)
 from ..policy import Rule
 
 PARAMETERS = ("LW_11", "IW_11", "LW_21", "b_1", "b_2")
@@ -168,7 +168,8 @@ def sigmoid_inputs():
 def probe_sigmoid(ns, inputs):
     import numpy as np
     sigmoid = lookup(ns, "sigmoid")
-    return {key: attempt(lambda v=value: np.asarray(sigmoid(v)))
+    # the task asks for a sigmoid that does not overflow: a warning fails it
+    return {key: attempt_without_warnings(lambda v=value: np.asarray(sigmoid(v)))
             for key, value in inputs.items()}
 
 

@@ -69,23 +69,36 @@ def describe_exception(exc):
     return text + where
 
 
-def attempt(function, *args, **kwargs):
-    """Calls student code; returns its value, or a marker saying what it raised or warned.
+WARNINGS = []  # what student code warned during the probe (attempt adds to it)
+WARNINGS_KEY = "__warnings__"
 
-    Warnings are caught here rather than left to reach stderr, so the judge can say which
-    call warned (an overflow in exp, say) instead of the cell failing without a reason.
-    """
+
+def _call(function, args, kwargs):
     import warnings
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             value = function(*args, **kwargs)
         except Exception as exc:  # the student's bug becomes data for the judge
-            return Raised(describe_exception(exc))
-    if caught:
-        first = caught[0]
-        return Raised("%s: %s" % (first.category.__name__, first.message))
+            return Raised(describe_exception(exc)), []
+    return value, ["%s: %s" % (w.category.__name__, w.message) for w in caught]
+
+
+def attempt(function, *args, **kwargs):
+    """Calls student code; returns its value, or a marker saying what it raised.
+
+    What the call warned is kept aside (``WARNINGS``) and shown to the student as a note: a
+    library's harmless warning costs nothing."""
+    value, warned = _call(function, args, kwargs)
+    WARNINGS.extend(warned)
     return value
+
+
+def attempt_without_warnings(function, *args, **kwargs):
+    """Like :func:`attempt` for tasks that ask for code that does not warn (a numerically
+    stable sigmoid or softmax): a warning is a failure, reported as what the call raised."""
+    value, warned = _call(function, args, kwargs)
+    return Raised(warned[0]) if warned and not isinstance(value, Raised) else value
 
 
 class Raised:
@@ -162,12 +175,17 @@ def decode(data, _depth=0):
 
 
 def run_probe(probe, namespace, inputs_json):
-    """Kernel side: runs one probe on the grader's inputs and returns its encoded outputs."""
+    """Kernel side: runs one probe on the grader's inputs and returns its encoded outputs
+    (with what the student's code warned, if anything, under WARNINGS_KEY)."""
+    del WARNINGS[:]
     try:
         outputs = probe(namespace, decode(json.loads(inputs_json)))
     except Exception as exc:  # a missing class or a value of the wrong type
         return {ERROR_KEY: describe_exception(exc)}
-    return encode_outputs(outputs)
+    encoded = encode_outputs(outputs)
+    if WARNINGS and isinstance(encoded, dict):
+        encoded[WARNINGS_KEY] = [text[:300] for text in dict.fromkeys(WARNINGS)][:3]
+    return encoded
 
 
 def lookup(namespace, name):

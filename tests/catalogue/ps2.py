@@ -175,6 +175,9 @@ MUTANTS = [
 EQUIVALENT = [
     ("linear_solution", "return x @ self.weight + self.bias",
      "return torch.addmm(self.bias.unsqueeze(0), x, self.weight)"),
+    # torch warns (UserWarning: copy construct from a tensor): harmless, and it costs nothing
+    ("linear_solution", "        self.cache = x\n",
+     "        self.cache = torch.tensor(x)\n"),
     ("linear_solution", """        self.weight_grad = x.T @ dupstream
         self.bias_grad = dupstream.sum(dim=0)
         return dupstream @ self.weight.T""",
