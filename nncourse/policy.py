@@ -55,7 +55,8 @@ _INPUT_HISTORY = re.compile(r"^_i\d+$")  # IPython's inputs by number: they hold
 
 @dataclass(frozen=True)
 class Rule:
-    """Libraries that the code defining ``names`` (all graded code when empty) may not use.
+    """Libraries that graded code may not use: the code of ``names`` (all graded names when
+    empty), and the helpers it calls.
 
     ``modules``: dotted prefixes (``torch`` forbids ``torch.tensor``, ``torch.nn``: only
     ``torch.nn``); ``attributes``: attribute names forbidden on any object
@@ -202,8 +203,12 @@ class _Reader(ast.NodeVisitor):
     def visit_Assign(self, node):
         for target in node.targets:
             self._define(target)
-            if self.depth == 0 and isinstance(target, ast.Name):
-                self.cell.bound.add(target.id)
+            if self.depth == 0:  # ``x = ...`` binds x; ``ReLU.forward = ...`` changes ReLU
+                root = target
+                while isinstance(root, (ast.Attribute, ast.Subscript)):
+                    root = root.value
+                if isinstance(root, ast.Name):
+                    self.cell.bound.add(root.id)
             self._assigned_attribute(target)
         # a simple alias of a module (``T = torch``, ``F = torch.nn.functional``) is followed
         dotted = _dotted(node.value) if isinstance(node.value, (ast.Name, ast.Attribute)) else None
@@ -303,21 +308,38 @@ def _parse(source):
         return None  # it cannot run either: the test cells after it fail on their own
 
 
-def _read(source, index, student, aliases, trusted=frozenset()):
-    """What a cell defines and uses; ``trusted``: statements (``ast.dump``) of the source's own
-    cells, which count as the course's even inside a student's edited cell."""
+def _read(source, index, student, aliases):
+    """What a cell defines and uses, read as a whole (a test cell, a course's cell)."""
     cell = _Cell(index, student)
     tree = _parse(source)
-    if tree is None:
-        return cell
-    reader = _Reader(cell, aliases)
-    for statement in tree.body:
-        if student and ast.dump(statement) in trusted:
-            _Reader(_Cell(index, False), aliases).visit(statement)  # only its aliases count
-        else:
-            reader.visit(statement)
-    reader.finish()
+    if tree is not None:
+        reader = _Reader(cell, aliases)
+        reader.visit(tree)
+        reader.finish()
     return cell
+
+
+def _read_statements(source, index, aliases, trusted):
+    """A student's cell: (one :class:`_Cell` per top-level statement, so that a breach costs
+    the names that statement binds and not its neighbours'; what the cell as a whole does
+    that tampers). ``trusted``: statements (``ast.dump``) of the source's own cells, which
+    count as the course's even inside an edited cell."""
+    tree = _parse(source)
+    if tree is None:
+        return [], []
+    whole = _Cell(index, True)
+    whole_reader = _Reader(whole, aliases)
+    units = []
+    for statement in tree.body:
+        if ast.dump(statement) in trusted:
+            _Reader(_Cell(index, False), aliases).visit(statement)  # only its aliases count
+            continue
+        whole_reader.visit(statement)
+        unit = _Cell(index, True)
+        _Reader(unit, dict(aliases)).visit(statement)
+        units.append(unit)
+    whole_reader.finish()
+    return units, whole.tampering
 
 
 def _is_test(cell):
@@ -352,71 +374,74 @@ def review(notebook, source, rules=(), names_of=None):
     own = [c for c in source.cells if c.cell_type == "code" and not utils.is_solution(c)]
     trusted = {c.source.strip() for c in own}
     statements = {ast.dump(s) for c in own for s in getattr(_parse(c.source), "body", [])}
-    aliases, cells, tests = {}, [], []
+    aliases, students, tests, tampering = {}, [], [], {}
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
             continue
         if _is_test(cell):
             tests.append((index, cell.metadata.nbgrader["grade_id"],
                           _read(cell.source, index, False, dict(aliases))))
-            continue
-        student = utils.is_solution(cell) or cell.source.strip() not in trusted
-        cells.append(_read(cell.source, index, student, aliases, statements))
-    students = [c for c in cells if c.student]
+        elif utils.is_solution(cell) or cell.source.strip() not in trusted:
+            units, tampering[index] = _read_statements(cell.source, index, aliases, statements)
+            students += units
+        else:
+            _read(cell.source, index, False, aliases)  # the course's own cell: its aliases
     breaches = _breaches(students, [cell for _, _, cell in tests], rules, aliases)
     tainted = _taint(students, breaches)
+    first_tampering = next((index for index in sorted(tampering) if tampering[index]), None)
     costs = {}
     for test_index, grade_id, _ in tests:
-        tamperer = next((c for c in students if c.tampering and c.index < test_index), None)
-        if tamperer is not None:
+        if first_tampering is not None and first_tampering < test_index:
             costs[grade_id] = ("the code in cell %d %s, which graded code may not do (it could "
                                "change how the tests run); the tests after it score 0"
-                               % (tamperer.index + 1, tamperer.tampering[0]))
+                               % (first_tampering + 1, tampering[first_tampering][0]))
             continue
         for name in sorted(set(names_of(grade_id)) if names_of else ()):
-            if name in tainted and tainted[name] < test_index:
-                index = tainted[name]
-                costs[grade_id] = "%s (cell %d) %s" % (name, index + 1, breaches[index])
+            index, why, rule = tainted.get(name, (test_index, None, None))
+            # a rule for some names only (ps2's layers) does not reach the others (TorchNet)
+            if index < test_index and (rule is None or not rule.names or name in rule.names):
+                costs[grade_id] = "%s (cell %d) %s" % (name, index + 1, why)
                 break
-    return Review(costs, next((c.index for c in students if c.tampering), None))
+    return Review(costs, first_tampering)
 
 
 def _breaches(students, tests, rules, aliases):
-    """{cell index: why} for the student cells that break a rule or borrow a test's helper."""
+    """{id of a student statement: (why, rule)} for the statements that break a rule, or
+    borrow a test's helper (rule None: it applies to every graded name)."""
     # the functions and classes of the test cells (stand-ins, reference helpers) are not the
     # student's to hand in, unless a student cell defines its own of that name; those of the
     # notebook's other cells (a base class, a training loop) are there to be used
     helpers = set().union(*[cell.functions for cell in tests])
-    helpers -= set().union(*[cell.defines for cell in students])
+    helpers -= set().union(*[unit.defines for unit in students])
     breaches = {}
-    for cell in students:
+    for unit in students:
         for rule in rules:
-            if rule.names and not (cell.defines & set(rule.names)):
-                continue
-            found = _library_breach(cell, rule, aliases)
+            found = _library_breach(unit, rule, aliases)
             if found:
-                breaches[cell.index] = "uses %s: %s" % (found, rule.why)
+                breaches[id(unit)] = ("uses %s: %s" % (found, rule.why), rule)
                 break
-        borrowed = sorted(cell.uses & helpers)
-        if borrowed and cell.index not in breaches:
-            breaches[cell.index] = ("uses %s, defined by the notebook's tests, not by you"
-                                    % ", ".join(borrowed))
+        borrowed = sorted(unit.uses & helpers)
+        if borrowed and id(unit) not in breaches:
+            breaches[id(unit)] = ("uses %s, defined by the notebook's tests, not by you"
+                                  % ", ".join(borrowed), None)
     return breaches
 
 
 def _taint(students, breaches):
-    """{name: index of the breaching cell that bound it}; a cell that uses such a name breaks
-    the rule too (followed in cell order), and ``breaches`` gains it."""
+    """{name: (cell index, why, rule)} for the names bound by breaching statements; a
+    statement that uses such a name breaks the same rule (followed in order)."""
     tainted = {}
-    for cell in students:
-        if cell.index not in breaches:
-            used = sorted(n for n in cell.uses if n in tainted and tainted[n] != cell.index)
+    for unit in students:
+        if id(unit) not in breaches:
+            used = sorted(n for n in unit.uses if n in tainted)
             if used:
-                breaches[cell.index] = "calls %s from cell %d, which %s" % (
-                    used[0], tainted[used[0]] + 1, breaches[tainted[used[0]]])
-        if cell.index in breaches:
-            for name in cell.bound:
-                tainted.setdefault(name, cell.index)
+                index, why, rule = tainted[used[0]]
+                breaches[id(unit)] = ("calls %s from cell %d, which %s" % (used[0], index + 1,
+                                                                           why), rule)
+        if id(unit) in breaches:
+            why, rule = breaches[id(unit)]
+            for name in unit.bound:
+                tainted.setdefault(name, (unit.index, why, rule))
     return tainted
 
 

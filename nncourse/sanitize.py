@@ -15,6 +15,8 @@ the hidden tests that the kernel saw while they ran. Here:
   (such code could print anything the kernel held).
 """
 
+import re
+
 import bleach
 
 TEST_CELL_PRINTS = 4000
@@ -31,10 +33,14 @@ _TAGS = ["a", "abbr", "b", "blockquote", "br", "caption", "code", "div", "em", "
 _ATTRIBUTES = {"td": ["colspan", "rowspan"], "th": ["colspan", "rowspan"], "a": ["title"]}
 
 
+# elements whose content is code, not text: removed with it (bleach would keep it as text)
+_CODE_ELEMENTS = re.compile(r"<(script|style|template)\b.*?(</\1\s*>|$)", re.I | re.S)
+
+
 def clean_html(text):
     """HTML a student's code displayed, without anything that runs or loads."""
-    return bleach.clean(text, tags=_TAGS, attributes=_ATTRIBUTES, protocols=[], strip=True,
-                        strip_comments=True)
+    return bleach.clean(_CODE_ELEMENTS.sub("", text), tags=_TAGS, attributes=_ATTRIBUTES,
+                        protocols=[], strip=True, strip_comments=True)
 
 
 def _text(value):

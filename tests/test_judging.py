@@ -1,0 +1,186 @@
+"""ExpandChecks and JudgeChecks on a notebook built in code, without a kernel: the reports a
+kernel could send (honest, forged, cut short, missing, duplicated) and what the graded cell
+keeps (nncourse/grading.py, nncourse/sanitize.py)."""
+
+import copy
+import json
+
+import pytest
+from nbformat.notebooknode import NotebookNode, from_dict
+from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+from nncourse import checks
+from nncourse.checks import wire
+from nncourse.grading import (REVIEW, WORKER, ExpandChecks, JudgeChecks, RefusedGrading,
+                              refuse_stock_autograde)
+from nncourse.policy import Review
+from tests.conftest import reference_namespace
+
+CHECK = "ps1.relu_forward"
+VISIBLE = "assert ReLU().forward(np.zeros((1, 1))).shape == (1, 1)"
+
+
+def notebook():
+    cell = new_code_cell(VISIBLE + "\n### BEGIN HIDDEN TESTS\nrun_check(%r)\n"
+                         "### END HIDDEN TESTS" % CHECK)
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True,
+                                 "grade_id": "test_relu_forward", "points": 1}
+    return new_notebook(cells=[new_code_cell("x = 1"), cell])
+
+
+def expanded():
+    nb, resources = ExpandChecks()(notebook(), {WORKER: True})
+    (_, [(check, nonce, inputs)]), = resources["nncourse_checks"].values()
+    return nb, resources, check, nonce, inputs
+
+
+def honest_outputs(inputs, edits=()):
+    return json.loads(json.dumps(wire.run_probe(checks.get(CHECK).probe,
+                                                reference_namespace("ps1", edits), inputs)))
+
+
+def report(nonce, outputs, check=CHECK):
+    return from_dict(new_output("display_data", data={
+        checks.MIME: {"check": check, "nonce": nonce, "outputs": outputs}}))
+
+
+def judged(nb, resources, outputs):
+    nb.cells[1].outputs = [from_dict(o) if isinstance(o, dict) else o for o in outputs]
+    nb, _ = JudgeChecks()(nb, resources)
+    cell = nb.cells[1]
+    return cell, [o.evalue for o in cell.outputs if o.output_type == "error"]
+
+
+def test_the_probe_replaces_the_check_line_and_the_cell_shows_the_visible_tests_after():
+    nb, resources, _, nonce, inputs = expanded()
+    assert "run_check" not in nb.cells[1].source and nonce in nb.cells[1].source
+    cell, errors = judged(nb, resources, [report(nonce, honest_outputs(inputs))])
+    assert errors == [] and cell.source == VISIBLE and cell.outputs == []
+
+
+def test_expanding_checks_outside_nncourse_grade_is_refused():
+    with pytest.raises(RefusedGrading):
+        ExpandChecks()(notebook(), {})
+    with pytest.raises(SystemExit, match="nncourse grade"):
+        refuse_stock_autograde(["/venv/bin/nbgrader", "autograde", "ps1"])
+    with pytest.raises(SystemExit):
+        refuse_stock_autograde(["/venv/lib/site-packages/nbgrader/__main__.py", "autograde"])
+    refuse_stock_autograde(["/venv/bin/nbgrader", "validate", "ps1.ipynb"])  # allowed
+
+
+def forged(inputs, how):
+    outputs = honest_outputs(inputs)
+    if how == "no results":
+        return {}
+    if how == "an error in place of the results":
+        return {wire.ERROR_KEY: "nothing to see"}
+    if how == "a list in place of the results":
+        return []
+    if how == "a missing result":
+        del outputs["forward"]
+    elif how == "a result of the wrong kind":
+        outputs["forward"] = "fine"
+    elif how == "an array of the wrong shape":
+        outputs["forward"] = wire.encode(json.loads("[1.0, 2.0]"))
+    elif how == "code in place of an array":
+        outputs["forward"] = {"__ndarray__": {"dtype": "O", "shape": [1], "data": "gAN9cQAu"}}
+    return outputs
+
+
+@pytest.mark.parametrize("how", ["no results", "an error in place of the results",
+                                 "a list in place of the results", "a missing result",
+                                 "a result of the wrong kind", "an array of the wrong shape",
+                                 "code in place of an array"])
+def test_a_forged_or_cut_short_report_fails_the_cell(how):
+    nb, resources, _, nonce, inputs = expanded()
+    _, errors = judged(nb, resources, [report(nonce, forged(inputs, how))])
+    assert len(errors) == 1, errors
+
+
+@pytest.mark.parametrize("check", ["ps1.linear_forward", "ps1.simplenn", "ps4.rnn_backward",
+                                   "ps2.net_backward", "ps5.augmentations"])
+def test_empty_lists_in_a_report_check_nothing_and_pass_nothing(check):
+    outputs = json.loads(json.dumps(wire.encode_outputs(
+        {"cases": [], "batches": [], "log": [], "given": [], "results": [], "names": []})))
+    assert checks.verdict(checks.get(check), checks.get(check).encoded_inputs(),
+                          outputs) is not None
+
+
+def test_a_report_per_probe_exactly_once_and_with_its_own_nonce():
+    nb, resources, _, nonce, inputs = expanded()
+    honest = honest_outputs(inputs)
+    for outputs in ([],  # none: the probe did not run
+                    [report(nonce, honest), report(nonce, honest)],  # twice
+                    [report("0" * 32, honest)],  # another nonce
+                    [report(nonce, honest), report("0" * 32, honest)]):  # and one more
+        cell, errors = judged(copy.deepcopy(nb), resources, outputs)
+        assert errors, outputs
+
+
+def test_a_failing_visible_test_is_the_cells_only_failure_and_a_number_is_no_credit():
+    nb, resources, _, nonce, inputs = expanded()
+    failure = new_output("error", ename="AssertionError", evalue="shape",
+                         traceback=["AssertionError: shape"])
+    cell, errors = judged(nb, resources, [failure])
+    assert errors == ["shape"]
+    nb, resources, _, nonce, inputs = expanded()
+    number = new_output("execute_result", data={"text/plain": "1.0"}, execution_count=1)
+    cell, errors = judged(nb, resources, [report(nonce, honest_outputs(inputs)), number])
+    assert errors == [] and cell.outputs == []  # nbgrader would read the number as points
+
+
+def test_a_checked_cell_keeps_the_verdict_and_a_few_of_the_students_prints():
+    nb, resources, _, nonce, inputs = expanded()
+    mutant = [("relu_solution", "return np.maximum(input_array, 0.0)",
+               "return np.maximum(input_array, 0.0) + 1e-3")]
+    printed = new_output("stream", name="stdout", text="debug " * 5000)
+    shown = new_output("display_data", data={"text/html": "<b>plot</b>"})
+    warned = new_output("stream", name="stderr", text="UserWarning: harmless\n")
+    cell, errors = judged(nb, resources, [printed, shown, warned,
+                                          report(nonce, honest_outputs(inputs, mutant))])
+    assert len(errors) == 1 and "differs" in errors[0]
+    streams = [o for o in cell.outputs if o.output_type == "stream"]
+    assert sum(len(o.text) for o in streams) < 4100
+    assert all(o.name == "stdout" for o in streams)  # stderr is shown, not scored
+    assert not [o for o in cell.outputs if o.output_type == "display_data"]
+
+
+def test_what_the_kernel_prints_of_the_hidden_tests_is_removed_everywhere():
+    nb, resources, _, nonce, inputs = expanded()
+    leak = new_output("stream", name="stdout", text=nb.cells[1].source)  # as In[-1] shows
+    nb.cells[0].outputs = [from_dict(leak)]
+    cell, errors = judged(nb, resources, [report(nonce, honest_outputs(inputs))])
+    assert nonce not in json.dumps(nb) and "def probe_" not in json.dumps(nb)
+    assert "removed" in nb.cells[0].outputs[0].text
+
+
+def test_after_tampering_student_cells_keep_nothing_and_test_cells_only_the_verdict():
+    nb, resources, _, nonce, inputs = expanded()
+    resources[REVIEW] = Review({"test_relu_forward": "the code in cell 1 uses exec"}, 0)
+    nb.cells[0].outputs = [from_dict(new_output("stream", name="stdout", text="anything"))]
+    cell, errors = judged(nb, resources, [report(nonce, honest_outputs(inputs))])
+    assert nb.cells[0].outputs == [] and errors == ["the code in cell 1 uses exec"]
+
+
+def test_html_is_cleaned_and_scripts_are_dropped():
+    nb, resources, _, nonce, inputs = expanded()
+    nb.cells[0].outputs = [from_dict(new_output("display_data", data={
+        "text/html": '<b>ok</b><script>alert(1)</script><img src=x onerror="alert(2)">'
+                     '<a href="javascript:alert(3)">link</a>',
+        "application/javascript": "alert(4)", "image/svg+xml": "<svg onload='alert(5)'/>",
+        "text/plain": "ok"}))]
+    judged(nb, resources, [report(nonce, honest_outputs(inputs))])
+    data = nb.cells[0].outputs[0].data
+    assert set(data) == {"text/html", "text/plain"}
+    assert "<b>ok</b>" in data["text/html"]
+    for forbidden in ("<script", "onerror", "javascript:", "<img", "alert("):
+        assert forbidden not in data["text/html"], data["text/html"]
+
+
+def test_nothing_but_the_notebooks_outputs_is_touched_by_sanitising():
+    nb, resources, _, nonce, inputs = expanded()
+    nb.cells[0].outputs = [from_dict(new_output("execute_result", data={"text/plain": "1"},
+                                                execution_count=1))]
+    judged(nb, resources, [report(nonce, honest_outputs(inputs))])
+    assert nb.cells[0].outputs[0].data == {"text/plain": "1"}
+    assert isinstance(nb.cells[0].outputs[0], NotebookNode)
