@@ -86,6 +86,7 @@ class _Cell:
     defines: set = field(default_factory=set)
     functions: set = field(default_factory=set)  # functions and classes it defines at top level
     bound: set = field(default_factory=set)  # every name it binds at top level (def, class, =)
+    bases: set = field(default_factory=set)  # the names its top-level classes inherit from
     uses: set = field(default_factory=set)   # plain names read
     chains: list = field(default_factory=list)  # (dotted name, line) of attribute chains
     tampering: list = field(default_factory=list)
@@ -187,6 +188,11 @@ class _Reader(ast.NodeVisitor):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 self.cell.defines.add(node.id)
 
+    def visit_ClassDef(self, node):
+        if self.depth == 0:
+            self.cell.bases |= {b.id for b in node.bases if isinstance(b, ast.Name)}
+        self.visit_FunctionDef(node)
+
     def visit_FunctionDef(self, node):
         if self.depth == 0:  # methods and inner functions are not the cell's own names
             self.cell.defines.add(node.name)
@@ -198,7 +204,7 @@ class _Reader(ast.NodeVisitor):
         self.generic_visit(node)
         self.depth -= 1
 
-    visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef
+    visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_Assign(self, node):
         for target in node.targets:
@@ -360,7 +366,7 @@ def _library_breach(cell, rule, aliases):
             return "%s (line %d)" % (attribute, line)
     borrowed = sorted(cell.uses & set(rule.helpers))
     if borrowed:
-        return "%s, a helper of the notebook's tests," % borrowed[0]
+        return "%s (a helper of the notebook's tests)" % borrowed[0]
     return None
 
 
@@ -369,7 +375,8 @@ def review(notebook, source, rules=(), names_of=None):
 
     ``notebook``: the submission (test cells restored); ``source``: the master notebook (its
     own cells are trusted as they are); ``rules``: the problem set's :class:`Rule` list;
-    ``names_of(grade_id)``: the names the checks of that test cell call (``lookup``).
+    ``names_of(grade_id)``: the names the checks of that test cell take from the student's
+    code (``probe_names``).
     """
     own = [c for c in source.cells if c.cell_type == "code" and not utils.is_solution(c)]
     trusted = {c.source.strip() for c in own}
@@ -387,7 +394,8 @@ def review(notebook, source, rules=(), names_of=None):
         else:
             _read(cell.source, index, False, aliases)  # the course's own cell: its aliases
     breaches = _breaches(students, [cell for _, _, cell in tests], rules, aliases)
-    tainted = _taint(students, breaches)
+    graded = set().union(*[set(names_of(g)) for _, g, _ in tests]) if names_of else set()
+    tainted = _taint(students, breaches, graded)
     first_tampering = next((index for index in sorted(tampering) if tampering[index]), None)
     costs = {}
     for test_index, grade_id, _ in tests:
@@ -396,7 +404,7 @@ def review(notebook, source, rules=(), names_of=None):
                                "change how the tests run); the tests after it score 0"
                                % (first_tampering + 1, tampering[first_tampering][0]))
             continue
-        for name in sorted(set(names_of(grade_id)) if names_of else ()):
+        for name in sorted(names_of(grade_id) if names_of else ()):
             index, why, rule = tainted.get(name, (test_index, None, None))
             # a rule for some names only (ps2's layers) does not reach the others (TorchNet)
             if index < test_index and (rule is None or not rule.names or name in rule.names):
@@ -427,13 +435,16 @@ def _breaches(students, tests, rules, aliases):
     return breaches
 
 
-def _taint(students, breaches):
+def _taint(students, breaches, graded=frozenset()):
     """{name: (cell index, why, rule)} for the names bound by breaching statements; a
-    statement that uses such a name breaks the same rule (followed in order)."""
+    statement that uses such a name breaks the same rule (followed in order). A ``graded``
+    part passes its breach on only to the classes that inherit from it (LinearL2 from
+    Linear): a part that calls it is judged on its own, and the called part's cells pay."""
     tainted = {}
     for unit in students:
         if id(unit) not in breaches:
-            used = sorted(n for n in unit.uses if n in tainted)
+            used = sorted(n for n in unit.uses if n in tainted
+                          and (n not in graded or n in unit.bases))
             if used:
                 index, why, rule = tainted[used[0]]
                 breaches[id(unit)] = ("calls %s from cell %d, which %s" % (used[0], index + 1,
@@ -445,19 +456,22 @@ def _taint(students, breaches):
     return tainted
 
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
-
-
 def probe_names(check_):
-    """The names a check's probe looks up in the student's namespace (its string constants
-    that are identifiers: ``lookup(ns, "Linear")``)."""
+    """The names a check's probe takes from the student's namespace: the names given to
+    ``lookup`` in its source and its helpers' (``lookup(ns, "Linear")``, or through a helper,
+    ``probe_activation(ns, inputs, "ReLU")``), and the quiz's ``inputs["names"]``."""
+    import inspect
+    import textwrap
+    from .checks import probe_functions
     found = set()
+    for function in probe_functions(check_.probe):
+        for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(function)))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                    and (node.func.id == "lookup" or node.func.id.startswith("probe_")):
+                found |= {a.value for a in node.args if isinstance(a, ast.Constant)
+                          and isinstance(a.value, str) and _IDENTIFIER.match(a.value)}
+    names = check_.inputs().get("names") if "quiz" in check_.name else None
+    return found | set(names or ())
 
-    def walk(code):
-        for constant in code.co_consts:
-            if isinstance(constant, str) and _IDENTIFIER.match(constant):
-                found.add(constant)
-            elif hasattr(constant, "co_consts"):
-                walk(constant)
-    walk(check_.probe.__code__)
-    return found
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")

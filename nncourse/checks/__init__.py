@@ -110,9 +110,9 @@ def _global_names(code):
     return names
 
 
-def _probe_sources(probe):
+def probe_functions(probe):
     """The probe and the ``probe_*`` functions of its module that it calls, directly or
-    through one another: nothing more of the module reaches the kernel."""
+    through one another, by name: nothing more of the module reaches the kernel."""
     module = sys.modules[probe.__module__]
     helpers = {name: function for name, function in vars(module).items()
                if name.startswith("probe_") and inspect.isfunction(function)
@@ -125,7 +125,11 @@ def _probe_sources(probe):
         needed.append(name)
         frontier += [called for called in _global_names(helpers[name].__code__)
                      if called in helpers and called not in needed]
-    return [inspect.getsource(helpers[name]) for name in sorted(needed)]
+    return [helpers[name] for name in sorted(needed)]
+
+
+def _probe_sources(probe):
+    return [inspect.getsource(function) for function in probe_functions(probe)]
 
 
 def render_probe(check_, nonce, encoded_inputs=None):
