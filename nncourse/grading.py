@@ -175,7 +175,9 @@ class JudgeChecks(NbGraderPreprocessor):
                 % "; ".join(dict.fromkeys(text[:300] for text in self._warned[:3]))
             cell.outputs.append(NotebookNode(output_type="stream", name="stdout",
                                              text=self._sanitizer.clean_text(note) + "\n"))
-        cell.outputs += [_error(message) for message in dict.fromkeys(failures)]
+        # a failure message may quote what the student's code raised: cleaned like an output
+        cell.outputs += [_error(self._sanitizer.clean_text(message))
+                         for message in dict.fromkeys(failures)]
         return cell, resources
 
     def _judge(self, cell, expected, resources):

@@ -184,3 +184,11 @@ def test_nothing_but_the_notebooks_outputs_is_touched_by_sanitising():
     judged(nb, resources, [report(nonce, honest_outputs(inputs))])
     assert nb.cells[0].outputs[0].data == {"text/plain": "1"}
     assert isinstance(nb.cells[0].outputs[0], NotebookNode)
+
+
+def test_a_failure_quoting_the_hidden_tests_is_cleaned_too():
+    nb, resources, _, nonce, inputs = expanded()
+    quoted = nb.cells[1].source[-300:]  # In[-1]'s end: the probe's encoded inputs
+    assert "__ndarray__" in quoted
+    cell, errors = judged(nb, resources, [report(nonce, {wire.ERROR_KEY: "ValueError: " + quoted})])
+    assert len(errors) == 1 and "__ndarray__" not in errors[0], errors

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import time
+from html.parser import HTMLParser
 
 import nbformat
 import pytest
@@ -354,8 +355,31 @@ def test_legitimate_work_still_works_in_the_sandbox(batch):
 LEAKS = ["nncourse_probe", "def probe_", "__ndarray__", "run_probe", "vnd.nncourse",
          "HIDDEN TESTS", GRADER_SECRET, GRADER_SECRET_VALUE, "script-ran", "javascript-ran",
          "onerror"]
-LIVE = ['<script>alert("script-ran")', 'onerror="alert(1)"', 'alert("javascript-ran")',
-        GRADER_SECRET_VALUE, "nncourse_probe", "def probe_", "__ndarray__"]
+LIVE = [GRADER_SECRET_VALUE, "nncourse_probe", "def probe_", "__ndarray__"]
+class _LiveMarkup(HTMLParser):
+    """Scripts and event handlers of a page that mention the hostile code's alerts (the
+    student's source is on the page too, escaped: that is text, not markup)."""
+
+    def __init__(self):
+        super().__init__()
+        self.found, self._in_script = [], False
+
+    def handle_starttag(self, tag, attrs):
+        self._in_script = tag == "script"
+        self.found += ["%s %s" % (tag, name) for name, value in attrs
+                       if name.startswith("on") or "javascript:" in (value or "")]
+
+    def handle_data(self, data):
+        if self._in_script and ("-ran" in data or "alert(" in data):
+            self.found.append("script: " + data[:60])
+
+
+def live_markup(page):
+    parser = _LiveMarkup()
+    parser.feed(page)
+    return parser.found
+
+
 CHECK_NAME = re.compile(r"ps1\.[a-z_0-9]+_(forward|backward|update)|ps1\.simplenn")
 
 
@@ -370,7 +394,7 @@ def test_graded_notebooks_and_feedback_show_no_hidden_test_environment_or_script
         feedback = course / "feedback" / student / "ps1" / "ps1.html"
         if feedback.exists():
             page = feedback.read_text()
-            found = [leak for leak in LIVE if leak in page]
+            found = [leak for leak in LIVE if leak in page] + live_markup(page)
             submitted = json.dumps(nbformat.writes(students[student]))
             named = [m.group(0) for m in CHECK_NAME.finditer(page) if m.group(0) not in submitted]
             assert not found and not named, (student, found, named)
