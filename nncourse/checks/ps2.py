@@ -430,7 +430,7 @@ def cross_entropy_grad(inputs, outputs):
 
 TRAINING = {"train_size": 2000, "hidden": 30, "lr": 0.5, "batch_size": 64, "epochs": 10,
             "std": 0.1}
-# A correct implementation reaches about 0.89 on the 400 held-out digits (tests/test_checks.py
+# A correct implementation reaches about 0.9 on the 200 held-out digits (tests/test_checks.py
 # trains it); a network whose gradients are wrong stays far below.
 ACCURACY_THRESHOLD = 0.80
 
