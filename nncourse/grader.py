@@ -428,8 +428,12 @@ class ClassGrader:
             if not os.path.isfile(source_path):
                 continue
             submitted = nbformat.reads(files[name].decode(), as_version=4)
-            reviews[name] = review_submission(submitted, nbformat.read(source_path, 4),
-                                              problem_set)
+            try:
+                reviews[name] = review_submission(submitted, nbformat.read(source_path, 4),
+                                                  problem_set)
+            except Exception as exc:  # a bug of the reader: this submission only, loudly
+                raise GradingError("%s: reading its code failed (%s: %s); tell the course's "
+                                   "maintainers" % (name, type(exc).__name__, exc))
         return reviews
 
     # step 3 ----------------------------------------------------------------------------

@@ -24,9 +24,11 @@ owner closes its stdin.
 With a sandbox (Linux, ``Zygote(sandbox=...)``), the zygote itself runs under bubblewrap: no
 network, a read-only view of the system and of Python, and of nothing else but its own folder
 (``Sandbox``). Each kernel it forks then walls itself off from the others before it starts
-(:func:`_enter_sandbox`): new user and mount namespaces, a fresh ``/tmp`` that holds only its
-own submission folder and connection files, limits on memory, processes and file sizes, and a
-subreaper above it that kills whatever it leaves behind.
+(:func:`_enter_sandbox`): new user, mount and PID namespaces (the kernel is its namespace's
+first process, so whatever it starts ends with it), a fresh ``/tmp`` that holds only its own
+submission folder and connection files, its own bounded tmpfs for that folder and for
+``/dev/shm``, limits on memory, processes and file sizes, no capabilities, and no way to trace
+or signal another kernel, the process above it or the zygote (none of them is dumpable).
 This file is copied into the sandbox and run from there, so that the kernel never sees the
 nncourse package (the hidden checks) or the course.
 """

@@ -333,6 +333,13 @@ def _read_statements(source, index, aliases, trusted):
     the names that statement binds and not its neighbours'; what the cell as a whole does
     that tampers). ``trusted``: statements (``ast.dump``) of the source's own cells, which
     count as the course's even inside an edited cell."""
+    try:
+        return _read_units(source, index, aliases, trusted)
+    except (RecursionError, MemoryError):  # code too deep to read is not given the benefit
+        return [], ["is nested too deeply for the grader to read"]
+
+
+def _read_units(source, index, aliases, trusted):
     tree = _parse(source)
     if tree is None:
         return [], []

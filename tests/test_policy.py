@@ -137,6 +137,7 @@ TAMPERING = {
     "os by a computed name": "import os\ngetattr(os, 'ki' + 'll')(1, 9)",
     "IPython itself": "import IPython\nIPython.get_ipython()",
     "builtins": "import builtins\nbuiltins.len = lambda x: 3",
+    "too deep to read": "x = " + "+".join(["1"] * 5000) + "\nexec('pass')",
 }
 
 
