@@ -178,13 +178,27 @@ class LocalExecutor:
 
     def __init__(self, workers):
         self.workers = workers
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        self.pool = futures.ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"),
+        self.pool = self._new_pool()
+
+    def _new_pool(self):
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        return futures.ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_local_worker, initargs=(threads,))
 
     def submit(self, payload):
         return self.pool.submit(execute_submission, payload)
+
+    @staticmethod
+    def lost_worker(exc):
+        """Whether a job failed because a worker process died (killed, out of memory): then
+        every job in flight fails with it, and the pool must be replaced."""
+        return isinstance(exc, futures.process.BrokenProcessPool)
+
+    def restart(self):
+        """A new pool in place of a broken one (its dead workers' zygotes die with them)."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._new_pool()
 
     def as_completed(self, pending):
         return futures.as_completed(pending)
@@ -209,6 +223,13 @@ class DaskExecutor:
 
     def submit(self, payload):
         return self.client.submit(execute_submission, payload, pure=False)
+
+    @staticmethod
+    def lost_worker(exc):
+        return False  # the scheduler itself runs a dead worker's tasks again elsewhere
+
+    def restart(self):
+        pass
 
     def as_completed(self, pending):
         from distributed import as_completed
@@ -266,6 +287,8 @@ class _Job:
     problem_set: str
     student: str
     fingerprint: str
+    payload: dict
+    attempts: int = 1  # a job whose worker died is run once more (see ClassGrader.grade)
 
 
 class ClassGrader:
@@ -469,6 +492,24 @@ class ClassGrader:
             return "no feedback written: %s" % error
         return ""
 
+    def _finish(self, job, result):
+        """Records a worker's result (or its failure); returns the Outcome."""
+        seconds = result.get("seconds", 0.0)
+        if "error" in result:
+            self._fail(job.problem_set, job.student)
+            return Outcome(job.problem_set, job.student, "failed", result["error"], seconds)
+        try:
+            self.record(job.problem_set, job.student, result["notebooks"], job.fingerprint)
+        except Exception as exc:
+            self._fail(job.problem_set, job.student)
+            return Outcome(job.problem_set, job.student, "failed",
+                           "recording the grades failed: %s" % exc, seconds)
+        notes = result.get("notes", []) + [self._feedback_problem(job.problem_set, job.student)]
+        if job.attempts > 1:
+            notes.append("graded again after a grading worker died")
+        return Outcome(job.problem_set, job.student, "graded",
+                       "; ".join(note for note in notes if note), seconds)
+
     def _fail(self, problem_set, student):
         shutil.rmtree(self._autograded(problem_set, student), ignore_errors=True)
 
@@ -500,35 +541,31 @@ class ClassGrader:
                     self._fail(problem_set, student)
                     done(Outcome(problem_set, student, "failed", str(error)))
                     continue
+                job = _Job(problem_set, student, fingerprint, payload)
                 future = self.executor.submit(payload)
-                jobs[future] = _Job(problem_set, student, fingerprint)
+                jobs[future] = job
                 pending.add(future)
-            for future in self.executor.as_completed(list(pending)):
-                pending.discard(future)
-                job = jobs.pop(future)
-                try:
-                    result = future.result()
-                except Exception as exc:  # the worker itself died
-                    result = {"error": "the grading worker failed (%s)"
-                                       % (str(exc).splitlines() or [type(exc).__name__])[0]}
-                seconds = result.get("seconds", 0.0)
-                if "error" in result:
-                    self._fail(job.problem_set, job.student)
-                    done(Outcome(job.problem_set, job.student, "failed", result["error"],
-                                 seconds))
-                    continue
-                try:
-                    self.record(job.problem_set, job.student, result["notebooks"],
-                                job.fingerprint)
-                except Exception as exc:
-                    self._fail(job.problem_set, job.student)
-                    done(Outcome(job.problem_set, job.student, "failed",
-                                 "recording the grades failed: %s" % exc, seconds))
-                    continue
-                notes = result.get("notes", []) + [
-                    self._feedback_problem(job.problem_set, job.student)]
-                done(Outcome(job.problem_set, job.student, "graded",
-                             "; ".join(note for note in notes if note), seconds))
+            while pending:
+                lost = []  # jobs whose worker died: graded once more, by a new pool
+                for future in self.executor.as_completed(list(pending)):
+                    pending.discard(future)
+                    job = jobs.pop(future)
+                    try:
+                        result = future.result()
+                    except Exception as exc:  # the worker itself died
+                        if self.executor.lost_worker(exc) and job.attempts < 2:
+                            lost.append(job)
+                            continue
+                        result = {"error": "the grading worker failed (%s)"
+                                           % (str(exc).splitlines() or [type(exc).__name__])[0]}
+                    done(self._finish(job, result))
+                if lost:
+                    self.executor.restart()
+                for job in lost:
+                    job.attempts += 1
+                    future = self.executor.submit(job.payload)
+                    jobs[future] = job
+                    pending.add(future)
         finally:
             for future in pending:
                 future.cancel()

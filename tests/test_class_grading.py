@@ -178,6 +178,36 @@ def test_a_killed_run_loses_nothing_and_the_next_run_grades_only_the_rest(
     assert gradebook_snapshot(course) == {k: v for k, v in snapshot.items() if k[0] in students}
 
 
+def _pool_workers(grader):
+    """The local pool's worker processes of a running `nncourse grade` (its spawned children,
+    not multiprocessing's resource tracker)."""
+    out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(grader)],
+                         capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines()
+            if "spawn_main" in line and "resource_tracker" not in line]
+
+
+def test_a_worker_killed_from_outside_costs_no_submission(parallel, tmp_path_factory):
+    _, snapshot = parallel
+    students = ["full", "blank", "equivalent", "mutant-bias", "mutant-ce"]
+    course = make_class(tmp_path_factory, "dead-worker", students)
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    process = subprocess.Popen(
+        ["nncourse", "--course", str(course), "grade", "ps1", "--workers", "2"], cwd=course,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if ": graded in" in line:  # one done, the next ones in flight
+            break
+    workers = _pool_workers(process.pid)
+    assert workers
+    os.kill(workers[0], signal.SIGKILL)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err
+    assert "graded again after a grading worker died" in err
+    assert scores(course) == {student: expected_total(student) for student in students}
+    assert gradebook_snapshot(course) == {k: v for k, v in snapshot.items() if k[0] in students}
+
+
 def _free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
