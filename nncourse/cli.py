@@ -92,8 +92,12 @@ def cmd_grade(course, args):
     for problem_set in problem_sets:
         known = course.students(problem_set)
         students = args.student or known
+        for student in course.misplaced(problem_set):
+            if not args.student or student in args.student:
+                problem("found submitted/%s/%s.ipynb: move it to submitted/%s/%s/ to have it "
+                        "graded" % (student, problem_set, student, problem_set))
         for student in students:
-            if student not in known:
+            if student not in known and student not in course.misplaced(problem_set):
                 problem("no submission of %s for student %s (expected a folder submitted/%s/%s/)"
                         % (problem_set, student, student, problem_set))
         ready, bad, notes = course.check_submissions(

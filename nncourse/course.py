@@ -90,6 +90,16 @@ class Course:
                     parts.append(meta["grade_id"])
         return parts
 
+    def misplaced(self, problem_set):
+        """Students whose notebook lies in their folder itself (``submitted/x/ps1.ipynb``),
+        not in the problem set's folder where nbgrader looks for it."""
+        submitted = self.path("submitted")
+        if not os.path.isdir(submitted):
+            return []
+        return sorted(name for name in os.listdir(submitted)
+                      if os.path.isfile(os.path.join(submitted, name, problem_set + ".ipynb"))
+                      and not os.path.isdir(os.path.join(submitted, name, problem_set)))
+
     def students(self, problem_set):
         """Students with a submission folder for this problem set."""
         submitted = self.path("submitted")

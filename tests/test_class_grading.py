@@ -320,6 +320,15 @@ def test_each_bad_input_gets_one_line_and_the_rest_of_the_class_is_graded(tmp_pa
     assert not list((course / "feedback" / "writer").rglob("notes.txt"))
 
 
+def test_a_notebook_outside_its_problem_set_folder_is_found_and_named(course):
+    (course / "submitted" / "x").mkdir(parents=True)
+    shutil.copy(course / "release" / "ps1" / "ps1.ipynb", course / "submitted" / "x")
+    result = grade(course, "ps1")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == ("error: found submitted/x/ps1.ipynb: move it to "
+                                     "submitted/x/ps1/ to have it graded"), result.stderr
+
+
 def test_reports_csv_pass_rates_plot_and_feedback(parallel):
     course, snapshot = parallel
     import csv
