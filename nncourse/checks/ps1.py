@@ -326,8 +326,7 @@ def simplenn_inputs():
                         {"x": rng.normal(size=(2, 3)), "y": rng.normal(size=(2, 2))}]}
     data["replay"] = []
     for batch in data["batches"]:
-        x, A1, A2 = batch["x"], data["A1"], data["A2"]
-        h = x @ A1
+        h = batch["x"] @ data["A1"]
         a = np.tanh(h)
         p, loss, backward = _simplenn_expected(data, batch)
         gradients = {tag: g for tag, _, g in backward}  # what each layer's backward gets
@@ -335,7 +334,7 @@ def simplenn_inputs():
             "forward first": h, "forward tanh": a, "forward last": p,
             "loss": loss, "loss gradient": gradients["last"],
             "backward last": gradients["tanh"], "backward tanh": gradients["first"],
-            "backward first": gradients["first"] @ A1.T})
+            "backward first": gradients["first"] @ data["A1"].T})
     return data
 
 

@@ -133,7 +133,6 @@ def train_model_inputs():
 
 
 def probe_train_model(ns, inputs):
-    import numpy as np
     import torch
     built = []
 
