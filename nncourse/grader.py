@@ -310,6 +310,7 @@ class ClassGrader:
         from nbgrader.coursedir import CourseDirectory
         self._ignore = list(CourseDirectory(config=self.config).ignore) + [MARKER]
         self._source_digests = {}
+        self._source_notebooks = {}  # path -> master notebook, read once (policy reviews)
         write_offline_datasets(course.data_dir)  # once here, rather than by each worker
         # nbgrader runs its environment's `alembic` program when it creates a gradebook
         bin_dir = os.path.dirname(sys.executable)
@@ -450,10 +451,12 @@ class ClassGrader:
             source_path = self.course.path("source", problem_set, name)
             if not os.path.isfile(source_path):
                 continue
+            if source_path not in self._source_notebooks:  # the same for every student
+                self._source_notebooks[source_path] = nbformat.read(source_path, 4)
             submitted = nbformat.reads(files[name].decode(), as_version=4)
             try:
-                reviews[name] = review_submission(submitted, nbformat.read(source_path, 4),
-                                                  problem_set)
+                reviews[name] = review_submission(
+                    submitted, self._source_notebooks[source_path], problem_set)
             except Exception as exc:  # a bug of the reader: this submission only, loudly
                 raise GradingError("%s: reading its code failed (%s: %s); tell the course's "
                                    "maintainers" % (name, type(exc).__name__, exc))

@@ -25,7 +25,6 @@ import time
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
-from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Integer, default
 
@@ -40,10 +39,6 @@ _STATE = "nncourse_checks"
 REVIEW = "nncourse_review"  # resources key: the submission's Review (review_submission)
 
 
-def _is_test_cell(cell):
-    return cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
-
-
 def check_names(cell):
     """The hidden checks a test cell runs (its ``run_check`` lines)."""
     return [match["name"] for match in map(CHECK_LINE.match, cell.source.splitlines()) if match]
@@ -52,9 +47,8 @@ def check_names(cell):
 def review_submission(notebook, source, problem_set):
     """The :class:`nncourse.policy.Review` of a submission: the test cells its code forfeits
     by breaking the problem set's rules, judged with the other failures by JudgeChecks."""
-    from . import policy
     cells = {cell.metadata.nbgrader["grade_id"]: cell for cell in notebook.cells
-             if _is_test_cell(cell)}
+             if policy.is_test_cell(cell)}
 
     def names_of(grade_id):
         return set().union(*[policy.probe_names(checks.get(name))
@@ -91,7 +85,7 @@ class ExpandChecks(NbGraderPreprocessor):
         return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell, resources, index):
-        if not _is_test_cell(cell):
+        if not policy.is_test_cell(cell):
             return cell, resources
         expected, lines = [], []
         for line in cell.source.splitlines():
@@ -144,7 +138,7 @@ class JudgeChecks(NbGraderPreprocessor):
         return self._review.tampering_cell is not None and index >= self._review.tampering_cell
 
     def preprocess_cell(self, cell, resources, index):
-        if not _is_test_cell(cell):
+        if not policy.is_test_cell(cell):
             self._sanitizer.clean_cell(cell, silenced=self._silenced(index))
             return cell, resources
         grade_id = cell.metadata.nbgrader["grade_id"]

@@ -22,6 +22,7 @@ forbid the functions that build names at run time).
 """
 
 import ast
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -358,7 +359,9 @@ def _read_units(source, index, aliases, trusted):
     return units, whole.tampering
 
 
-def _is_test(cell):
+def is_test_cell(cell):
+    """An nbgrader test cell (graded, not a solution): the course's own, restored from the
+    source."""
     return cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
 
 
@@ -395,7 +398,7 @@ def review(notebook, source, rules=(), names_of=None):
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
             continue
-        if _is_test(cell):
+        if is_test_cell(cell):
             tests.append((index, cell.metadata.nbgrader["grade_id"],
                           _read(cell.source, index, False, dict(aliases))))
         elif utils.is_solution(cell) or cell.source.strip() not in trusted:
@@ -466,10 +469,12 @@ def _taint(students, breaches, graded=frozenset()):
     return tainted
 
 
+@functools.lru_cache(maxsize=None)  # the same for every submission
 def probe_names(check_):
     """The names a check's probe takes from the student's namespace: the names given to
     ``lookup`` in its source and its helpers' (``lookup(ns, "Linear")``, or through a helper,
-    ``probe_activation(ns, inputs, "ReLU")``), and the quiz's ``inputs["names"]``."""
+    ``probe_activation(ns, inputs, "ReLU")``), and those its inputs list under ``names``
+    (the quiz's answers)."""
     import inspect
     import textwrap
     from .checks import probe_functions
@@ -480,8 +485,10 @@ def probe_names(check_):
                     and (node.func.id == "lookup" or node.func.id.startswith("probe_")):
                 found |= {a.value for a in node.args if isinstance(a, ast.Constant)
                           and isinstance(a.value, str) and _IDENTIFIER.match(a.value)}
-    names = check_.inputs().get("names") if "quiz" in check_.name else None
-    return found | set(names or ())
+    names = check_.inputs().get("names")
+    if isinstance(names, list):
+        found |= {name for name in names if isinstance(name, str) and _IDENTIFIER.match(name)}
+    return frozenset(found)
 
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")

@@ -119,6 +119,7 @@ TAMPERING = {
     "ast transformer": "from IPython import get_ipython as g\ng().ast_transformers.append(1)",
     "exec global": "def exec(*args):\n    pass",
     "exec global by assignment": "exec = print",
+    "globals global": "def globals():\n    return {}",
     "publish patched": "import IPython.display\nIPython.display.publish_display_data = print",
     "library attribute": "np.allclose = lambda *a, **k: True",
     "setattr on a module": "setattr(np, 'allclose', print)",

@@ -7,7 +7,7 @@ from nncourse import checks
 from tests.conftest import reference_namespace
 
 
-def captured_by(name, problem_set, namespace, student_name, grab):
+def captured_by(name, namespace, student_name, grab):
     """Runs check ``name`` with ``student_name`` replaced by code that keeps what ``grab``
     takes from the arguments (or the namespace) the probe gives it; returns what it kept."""
     kept = []
@@ -32,7 +32,7 @@ def captured_by(name, problem_set, namespace, student_name, grab):
 
 def test_ps4_stand_ins_know_only_the_checks_own_values():
     namespace = reference_namespace("ps4")
-    stolen = captured_by("ps4.rnn_backward", "ps4", namespace, "SimpleRNN",
+    stolen = captured_by("ps4.rnn_backward", namespace, "SimpleRNN",
                          lambda ns, *args: {k: ns[k] for k in (
                              "sigmoid", "binary_crossentropy_loss",
                              "binary_crossentropy_logit_gradient")})
@@ -42,7 +42,7 @@ def test_ps4_stand_ins_know_only_the_checks_own_values():
         check = {"sigmoid": "ps4.sigmoid", "binary_crossentropy_loss": "ps4.bce_loss",
                  "binary_crossentropy_logit_gradient": "ps4.bce_gradient"}[name]
         assert checks.evaluate(check, handed_in) is not None, name
-    collate = captured_by("ps4.train_pytorch_rnn", "ps4", namespace, "train_pytorch_rnn",
+    collate = captured_by("ps4.train_pytorch_rnn", namespace, "train_pytorch_rnn",
                           lambda ns, *args: ns["collate_sequences"])
     handed_in = dict(reference_namespace("ps4"), collate_sequences=collate)
     assert checks.evaluate("ps4.collate_sequences", handed_in) is not None
@@ -50,7 +50,7 @@ def test_ps4_stand_ins_know_only_the_checks_own_values():
 
 def test_ps2_stand_in_layers_replay_numbers_and_fail_as_layers():
     namespace = reference_namespace("ps2")
-    layer_class = captured_by("ps2.net_backward", "ps2", namespace, "Net",
+    layer_class = captured_by("ps2.net_backward", namespace, "Net",
                               lambda ns, layers: type(layers[0]))
     handed_in = dict(reference_namespace("ps2"),
                      Linear=lambda n_in, n_out: layer_class("first", np.zeros((n_in, n_out),
@@ -61,7 +61,7 @@ def test_ps2_stand_in_layers_replay_numbers_and_fail_as_layers():
 
 def test_ps1_stand_in_layers_and_loss_replay_numbers_and_fail_as_layers():
     namespace = reference_namespace("ps1")
-    layers, loss = captured_by("ps1.simplenn", "ps1", namespace, "SimpleNN",
+    layers, loss = captured_by("ps1.simplenn", namespace, "SimpleNN",
                                lambda ns, layers, loss, **kw: (layers, loss))
     handed_in = dict(reference_namespace("ps1"), ReLU=lambda: type(layers[1])("tanh", False),
                      MSELoss=lambda: type(loss)())
@@ -71,7 +71,7 @@ def test_ps1_stand_in_layers_and_loss_replay_numbers_and_fail_as_layers():
 
 def test_ps5_stand_in_digitnet_fits_only_the_loop_checks_shapes():
     namespace = reference_namespace("ps5")
-    stand_in = captured_by("ps5.train_model", "ps5", namespace, "train_model",
+    stand_in = captured_by("ps5.train_model", namespace, "train_model",
                            lambda ns, *args: ns["DigitNet"])
     handed_in = dict(reference_namespace("ps5"), DigitNet=stand_in)
     assert checks.evaluate("ps5.digitnet", handed_in) is not None
