@@ -9,7 +9,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Igno
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nncourse.course import COURSE_ID  # noqa: E402
-from nncourse.grader import MARKER  # noqa: E402
+from nncourse.markers import MARKER  # noqa: E402
 from nncourse.grading import (ExpandChecks, JudgeChecks, LimitedExecute,  # noqa: E402
                               refuse_stock_autograde)
 

@@ -4,14 +4,15 @@ import argparse
 import importlib.util
 import os
 import shutil
+import signal
 import sys
 import time
 
 import nbformat
 
-from . import report, samples
-from .course import ROOT, Course, CourseError
-from .grader import ClassGrader, DaskExecutor, GradingError, LocalExecutor
+from . import markers, report, samples
+from .course import Course, CourseError, find_course
+from .grader import ClassGrader, DaskExecutor, GradingError, LocalExecutor, Stop
 from .datasets import write_offline_datasets
 
 
@@ -40,14 +41,16 @@ class Progress:
             self.bar.update(1)
         else:
             detail = {"graded": "graded in %.1f s" % outcome.seconds,
+                      "incomplete": "graded in part in %.1f s" % outcome.seconds,
                       "skipped": "already graded, unchanged",
                       "failed": "FAILED after %.1f s" % outcome.seconds}[outcome.status]
             print("[%d/%d] %s %s: %s%s" % (self.count, self.total, outcome.problem_set,
                                            outcome.student, detail, self._time_left()),
                   flush=True)
         if outcome.reason:
-            message = "%s: %s %s: %s" % ("error" if outcome.status == "failed" else "note",
-                                         outcome.problem_set, outcome.student, outcome.reason)
+            kind = {"failed": "error", "incomplete": "warning"}.get(outcome.status, "note")
+            message = "%s: %s %s: %s" % (kind, outcome.problem_set, outcome.student,
+                                         outcome.reason)
             (self.bar.write if self.bar is not None else print)(message, file=sys.stderr)
 
     def _time_left(self):
@@ -73,9 +76,12 @@ def cmd_grade(course, args):
     if args.all == bool(args.problem_set):
         raise CourseError("name the problem sets to grade, or pass --all")
     problems = []
+    not_graded = []  # (problem set, student, why): input problems, for the problems report
 
-    def problem(line):
+    def problem(line, problem_set=None, student=None):
         problems.append(line)
+        if student is not None:
+            not_graded.append((problem_set, student, line))
         print("error: " + line, file=sys.stderr)
 
     problem_sets = course.released() if args.all else []
@@ -95,15 +101,16 @@ def cmd_grade(course, args):
         for student in course.misplaced(problem_set):
             if not args.student or student in args.student:
                 problem("found submitted/%s/%s.ipynb: move it to submitted/%s/%s/ to have it "
-                        "graded" % (student, problem_set, student, problem_set))
+                        "graded" % (student, problem_set, student, problem_set),
+                        problem_set, student)
         for student in students:
             if student not in known and student not in course.misplaced(problem_set):
                 problem("no submission of %s for student %s (expected a folder submitted/%s/%s/)"
                         % (problem_set, student, student, problem_set))
         ready, bad, notes = course.check_submissions(
             problem_set, [s for s in students if s in known])
-        for line in bad:
-            problem(line)
+        for student, line in bad:
+            problem(line, problem_set, student)
         for line in notes:
             print("note: " + line, file=sys.stderr)
         submissions.extend((problem_set, student) for student in ready)
@@ -113,12 +120,22 @@ def cmd_grade(course, args):
         raise CourseError("nothing to grade: no submissions of %s under submitted/"
                           % ", ".join(problem_sets))
     if not args.no_sandbox and not args.scheduler:  # Dask workers check their own machines
-        from .kernels import Sandbox
+        from .kernels import Sandbox, undelegated_cgroups
         reason = Sandbox.unavailable()
         if reason:
             raise GradingError("cannot run the students' code in a sandbox: %s (install "
                                "bubblewrap, or pass --no-sandbox to grade without one)" % reason)
+        missing = undelegated_cgroups()
+        if missing:
+            print("note: no %s cgroup is delegated to the grader: the kernels' %s limited by "
+                  "rlimits only" % (" or ".join(missing), " and ".join(
+                      {"memory": "memory", "pids": "processes", "cpu": "CPU share"}[kind]
+                      for kind in missing) + (" are" if len(missing) > 1 else " is")),
+                  file=sys.stderr)
     started = time.perf_counter()
+    stop = Stop()
+    previous = {signum: signal.signal(signum, lambda signum, frame: stop.request(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
     executor = _executor(args)
     print("grading %d submissions with %d workers%s" % (
         len(submissions), executor.workers, " on " + args.scheduler if args.scheduler else ""),
@@ -127,46 +144,75 @@ def cmd_grade(course, args):
     try:
         grader = ClassGrader(course, executor, progress=progress, sandbox=not args.no_sandbox)
         for problem_set in sorted({ps for ps, _ in submissions}):
-            grader.register(problem_set)
-        outcomes = grader.grade(submissions, force=args.force)
+            with stop.held():
+                grader.register(problem_set)
+        outcomes = grader.grade(submissions, force=args.force, stop=stop)
     except KeyboardInterrupt:
-        progress.close()
-        executor.close(abort=True)
-        print("interrupted: the grades written so far are kept; run the same command again "
-              "to grade the rest", file=sys.stderr)
-        return 130
+        _interrupted(progress, executor, stop.requested or signal.SIGINT)
     except BaseException:
         progress.close()
         executor.close(abort=True)
         raise
     progress.close()
     executor.close()
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
     elapsed = time.perf_counter() - started
 
     tables = {ps: report.submissions(course.db_url, ps) for ps in course.released()}
+    failures = {ps: markers.problems(course, ps) for ps in tables}
     for problem_set in problem_sets:
-        _report(course, problem_set, tables[problem_set])
+        _report(course, problem_set, tables[problem_set], failures[problem_set])
     path = course.path("reports", "grades.csv")
-    report.write_class_csv(tables, path)
+    report.write_class_csv(tables, path, failures)
+    listed = report.write_problems(failures, not_graded,
+                                   course.path("reports", "grading-problems.csv"))
     counts = {status: sum(o.status == status for o in outcomes)
-              for status in ("graded", "skipped", "failed")}
-    print("graded %(graded)d, already graded %(skipped)d, failed %(failed)d" % counts
-          + " in %.0f s; class grade table: %s" % (elapsed, os.path.relpath(path, course.root)))
-    return 1 if problems or counts["failed"] else 0
+              for status in ("graded", "incomplete", "skipped", "failed")}
+    print("graded %d, already graded %d, failed %d" % (
+        counts["graded"] + counts["incomplete"], counts["skipped"], counts["failed"])
+        + (" (%d graded in part: a kernel was lost)" % counts["incomplete"]
+           if counts["incomplete"] else "")
+        + " in %.0f s; class grade table: %s" % (elapsed, os.path.relpath(path, course.root)))
+    if listed:
+        print("%d submissions need a look (failed, incomplete or not graded): %s" % (
+            listed, os.path.relpath(course.path("reports", "grading-problems.csv"),
+                                    course.root)))
+    return 1 if problems or counts["failed"] or counts["incomplete"] else 0
 
 
-def _report(course, problem_set, table):
+def _interrupted(progress, executor, signum):
+    """Ctrl-C or SIGTERM: the workers and their kernels are ended, one line is printed, and
+    the process leaves at once (what is recorded is complete: see grader.Stop)."""
+    progress.close()
+    try:
+        executor.close(abort=True)
+    finally:
+        print("interrupted: the grades written so far are kept; run the same command again "
+              "to grade the rest", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # not sys.exit: the pool's threads, waiting on workers that are gone, would hold the
+        # interpreter's exit
+        os._exit(128 + signum)
+
+
+def _report(course, problem_set, table, failures):
+    # a submission that failed has no grade: left out, never counted as 0
+    table = {student: parts for student, parts in table.items()
+             if failures.get(student, ("",))[0] != markers.FAILED}
     rows = report.grade_rows(table)
-    if not rows:
+    if not rows and not failures:
         return
     folder = course.path("reports")
     parts = course.graded_parts(problem_set)
-    report.write_problem_set_csv(table, parts, os.path.join(folder, problem_set + "-grades.csv"))
+    report.write_problem_set_csv(table, parts, os.path.join(folder, problem_set + "-grades.csv"),
+                                 failures)
     rates = report.pass_rates(table, course.graded_parts(problem_set, automatic_only=True))
     report.write_pass_rates(rates, os.path.join(folder, problem_set + "-pass-rates.csv"))
     report.plot_distribution(rows, problem_set,
                              os.path.join(folder, problem_set + "-distribution.png"))
-    print("\n%s\n%s" % (problem_set, report.format_table(rows)))
+    print("\n%s\n%s" % (problem_set, report.format_table(rows, failures)))
     if rates:
         print("parts the fewest students passed:\n" + report.format_pass_rates(rates))
     print("reports/%s-{grades,pass-rates}.csv, reports/%s-distribution.png, feedback/*/%s/"
@@ -232,7 +278,9 @@ def _positive(text):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="nncourse", description=__doc__)
-    parser.add_argument("--course", default=None, help="course folder (default: this checkout)")
+    parser.add_argument("--course", default=None,
+                        help="course folder (default: the folder holding nbgrader_config.py, "
+                             "here or above, as nbgrader finds it)")
     commands = parser.add_subparsers(dest="command", required=True)
     release = commands.add_parser("release", help="write release/ and solutions/ from source/")
     release.add_argument("problem_set")
@@ -262,8 +310,12 @@ def main(argv=None):
     data.add_argument("root")
     data.set_defaults(run=cmd_data)
     args = parser.parse_args(argv)
-    course = Course(args.course or ROOT, db_url=getattr(args, "db", None))
     try:
+        course = None
+        if args.run is not cmd_data:  # writes datasets anywhere: no course needed
+            course = Course(args.course or find_course(os.getcwd()),
+                            db_url=getattr(args, "db", None))
+            course.require_course()
         return args.run(course, args)
     except (CourseError, GradingError) as error:
         print("error: %s" % error, file=sys.stderr)

@@ -32,10 +32,32 @@ class CourseError(Exception):
     """A problem with the instructor's input, reported as one line."""
 
 
+def find_course(start):
+    """The course folder that holds ``start``: the nearest folder, ``start`` or above it,
+    with an ``nbgrader_config.py`` (where nbgrader reads its settings)."""
+    folder = os.path.abspath(start)
+    while True:
+        if os.path.isfile(os.path.join(folder, "nbgrader_config.py")):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            raise CourseError("no course here: %s and the folders above it have no "
+                              "nbgrader_config.py (run nncourse in a course folder, or pass "
+                              "--course FOLDER)" % os.path.abspath(start))
+        folder = parent
+
+
 class Course:
     def __init__(self, root=ROOT, db_url=None):
         self.root = os.path.abspath(root)
         self._db_url = db_url
+
+    def require_course(self):
+        """One line when the folder is not a course (nothing, or no source/ in it)."""
+        for needed in ("nbgrader_config.py", "source"):
+            if not os.path.exists(self.path(needed)):
+                raise CourseError("%s is not a course folder: it has no %s"
+                                  % (self.root, needed))
 
     def path(self, *parts):
         return os.path.join(self.root, *parts)
@@ -129,7 +151,8 @@ class Course:
         self.nbgrader("generate_solution", problem_set, "--force", *self._db_option())
 
     def check_submissions(self, problem_set, students):
-        """Splits students into those ready to grade and one line per problem found.
+        """Splits students into those ready to grade and one ``(student, line)`` per problem
+        found, and notes.
 
         A missing, misnamed or unreadable notebook keeps the student out of this run (nothing
         is recorded, so a corrected submission is graded by the next run); an extra notebook
@@ -148,14 +171,15 @@ class Course:
                 if not os.path.isfile(notebook):
                     hint = (" (found %s: rename it to %s)" % (", ".join(extra), name) if extra
                             else " (it scores 0 until it is submitted)")
-                    bad.append("%s: missing notebook %s%s" % (where, name, hint))
+                    bad.append((student, "%s: missing notebook %s%s" % (where, name, hint)))
                     continue
                 try:
                     nbformat.read(notebook, as_version=4)
                 except (json.JSONDecodeError, nbformat.reader.NotJSONError, UnicodeDecodeError,
                         nbformat.ValidationError, KeyError, AttributeError) as exc:
                     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    bad.append("%s/%s: not a readable notebook (%s)" % (where, name, reason[:120]))
+                    bad.append((student, "%s/%s: not a readable notebook (%s)"
+                                % (where, name, reason[:120])))
             if not bad:
                 notes.extend("%s: extra notebook %s is not graded (expected only %s)"
                              % (where, name, ", ".join(expected)) for name in extra)

@@ -18,12 +18,14 @@ files, not paths, so it needs no shared file system, and starts kernels by forki
 that has already imported the heavy libraries (:mod:`nncourse.kernels`), inside the sandbox
 that module describes unless told otherwise.
 
-A submission is done once its graded notebooks and a marker file are written; the marker
-holds a fingerprint of the submission and of the source, so grading again skips what is
-done and unchanged, and an interrupted run loses at most the submissions in flight.
+A submission is done once its graded notebooks, its gradebook rows and its feedback are
+written, and then a marker (:mod:`nncourse.markers`) that holds a fingerprint of the
+submission and of the source: grading again skips what is done and unchanged, and a run that
+is interrupted or killed loses at most the submissions in flight.
 """
 
 import atexit
+import contextlib
 import copy
 import fnmatch
 import hashlib
@@ -45,9 +47,9 @@ from dataclasses import dataclass
 import nbformat
 import sqlalchemy
 
+from . import markers
 from .datasets import answer_keys, write_offline_datasets
-
-MARKER = ".nncourse-graded.json"
+from .markers import MARKER
 # Everything a worker receives is held in memory and sent over the network: keep it bounded.
 MAX_SUBMISSION_BYTES = 200 * 2**20
 
@@ -57,8 +59,8 @@ class Outcome:
     """What happened to one submission."""
     problem_set: str
     student: str
-    status: str  # "graded", "skipped" (done and unchanged) or "failed"
-    reason: str = ""  # why it failed; for the others, a problem with its feedback
+    status: str  # "graded", "incomplete" (a kernel lost twice), "skipped" or "failed"
+    reason: str = ""  # why it failed or is incomplete; for the others, notes
     seconds: float = 0.0
 
 
@@ -73,13 +75,26 @@ _zygote_settings = None  # (sandboxed, datasets folder) it was started with
 _zygote_lock = threading.Lock()
 
 
-def _init_local_worker(threads):
+def _init_local_worker(threads, coordinator):
     # Ctrl-C in the terminal is the coordinator's to handle: it stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker ends with the coordinator, whatever killed it (SIGKILL included): the system
+    # sends SIGTERM, and the zygote, its bwrap and kernels go with the worker.
+    signal.signal(signal.SIGTERM, _end_worker)
+    from .kernels import die_with_parent
+    die_with_parent(coordinator, signal.SIGTERM)
     # Each kernel gets a fair share of the cores instead of all of them (oversubscription
     # makes every kernel slower). Set before the zygote imports torch, which reads it.
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(threads)
+
+
+def _end_worker(signum, frame):
+    """SIGTERM in a local worker: its zygote (and every kernel) is killed and its folder and
+    cgroups removed before the worker leaves."""
+    if _zygote is not None:
+        _zygote.kill()
+    os._exit(128 + signum)
 
 
 def _worker_zygote(sandboxed, data_dir):
@@ -122,7 +137,7 @@ def execute_submission(payload):
     """
     from nbgrader import utils
     from nbgrader.preprocessors import Execute
-    from .grading import REVIEW, WORKER
+    from .grading import LOST, REVIEW, WORKER
     from .kernels import ForkedKernelManager
 
     config = payload["config"]
@@ -143,31 +158,44 @@ def execute_submission(payload):
                 out.write(data)
         config.ForkedKernelManager.zygote_socket = zygote.socket_path
         environment = dict(NBGRADER_EXECUTION="autograde", NNCOURSE_DATA=data_dir)
-        executed, notes = {}, []
+        executed, notes, incomplete = {}, [], []
         for name in payload["notebooks"]:
-            notebook = nbformat.reads(payload["files"][name].decode(), as_version=4)
-            resources = {"metadata": {"path": folder}, "unique_key": name[:-len(".ipynb")],
-                         REVIEW: payload.get("reviews", {}).get(name), WORKER: True,
-                         "nbgrader": {"student": payload["student"],
-                                      "assignment": payload["problem_set"],
-                                      "notebook": name[:-len(".ipynb")], "db_url": None}}
-            try:
-                with utils.setenv(**environment):
-                    for cls in payload["preprocessors"]:
-                        options = ({"kernel_manager_class": ForkedKernelManager}
-                                   if issubclass(cls, Execute) else {})
-                        notebook, resources = cls(config=config, **options)(notebook, resources)
-            except Exception as exc:  # a kernel that died, a cell that never returned, ...
-                reason = str(exc).strip().splitlines()
-                return {"error": "%s: %s" % (name, reason[0] if reason else type(exc).__name__),
-                        "seconds": time.perf_counter() - started}
+            # a kernel lost for a reason outside the student's code (killed from outside, a
+            # machine under memory pressure) costs nothing: the notebook runs once more in a
+            # fresh kernel; lost again, at whatever cell, the partial grade stands, marked
+            for attempt in (1, 2):
+                notebook = nbformat.reads(payload["files"][name].decode(), as_version=4)
+                resources = {"metadata": {"path": folder}, "unique_key": name[:-len(".ipynb")],
+                             REVIEW: payload.get("reviews", {}).get(name), WORKER: True,
+                             "nbgrader": {"student": payload["student"],
+                                          "assignment": payload["problem_set"],
+                                          "notebook": name[:-len(".ipynb")], "db_url": None}}
+                try:
+                    with utils.setenv(**environment):
+                        for cls in payload["preprocessors"]:
+                            options = ({"kernel_manager_class": ForkedKernelManager}
+                                       if issubclass(cls, Execute) else {})
+                            notebook, resources = cls(config=config, **options)(notebook,
+                                                                                resources)
+                except Exception as exc:  # a kernel that never started, a bug, ...
+                    reason = str(exc).strip().splitlines()
+                    return {"error": "%s: %s" % (name, reason[0] if reason else
+                                                 type(exc).__name__),
+                            "seconds": time.perf_counter() - started}
+                lost = resources.get(LOST)
+                if not lost:
+                    break
+                if attempt == 1:
+                    notes.append("%s: graded again in a fresh kernel (%s)" % (name, lost))
+                else:
+                    incomplete.append("%s: %s, on both attempts" % (name, lost))
             executed[name] = nbformat.writes(notebook)
             notes += ["%s: %s" % (name, note) for note in resources.get("nncourse_notes", [])]
     finally:
         # what the kernel wrote stays here: it is the student's code's output, not a file the
         # instructor or the feedback should receive
         shutil.rmtree(os.path.dirname(folder), ignore_errors=True)
-    return {"notebooks": executed, "notes": notes,
+    return {"notebooks": executed, "notes": notes, "incomplete": incomplete,
             "seconds": time.perf_counter() - started}
 
 
@@ -184,7 +212,7 @@ class LocalExecutor:
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         return futures.ProcessPoolExecutor(
             self.workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_local_worker, initargs=(threads,))
+            initializer=_init_local_worker, initargs=(threads, os.getpid()))
 
     def submit(self, payload):
         return self.pool.submit(execute_submission, payload)
@@ -200,14 +228,30 @@ class LocalExecutor:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.pool = self._new_pool()
 
-    def as_completed(self, pending):
-        return futures.as_completed(pending)
+    def wait(self, pending, stop):
+        """The jobs of ``pending`` that are done, once there is one (``stop`` is checked
+        twice a second meanwhile)."""
+        while True:
+            done, _ = futures.wait(pending, timeout=0.5, return_when=futures.FIRST_COMPLETED)
+            stop.check()
+            if done:
+                return done
 
     def close(self, abort=False):
-        if abort:  # interrupted: the submissions in flight are dropped (they are not recorded)
-            for process in list(self.pool._processes.values()):
-                process.terminate()  # its zygote, and with it the kernels, follow
-        self.pool.shutdown(wait=not abort, cancel_futures=True)
+        if not abort:
+            self.pool.shutdown(wait=True)
+            return
+        # interrupted: the submissions in flight are dropped (they are not recorded); a worker
+        # kills its zygote, and with it the kernels, on SIGTERM
+        processes = list((self.pool._processes or {}).values())
+        for process in processes:
+            process.terminate()
+        deadline = time.monotonic() + 10
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 class DaskExecutor:
@@ -231,9 +275,16 @@ class DaskExecutor:
     def restart(self):
         pass
 
-    def as_completed(self, pending):
-        from distributed import as_completed
-        return as_completed(pending)
+    def wait(self, pending, stop):
+        from distributed import wait
+        while True:
+            try:
+                done, _ = wait(list(pending), timeout=0.5, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            stop.check()
+            if done:
+                return done
 
     def close(self, abort=False):
         self.client.close()  # the scheduler forgets the tasks of a closed client
@@ -282,6 +333,16 @@ def load_config(course):
     return config
 
 
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's
+        return True
+    return True
+
+
 @dataclass
 class _Job:
     problem_set: str
@@ -312,6 +373,9 @@ class ClassGrader:
         self._source_digests = {}
         self._source_notebooks = {}  # path -> master notebook, read once (policy reviews)
         write_offline_datasets(course.data_dir)  # once here, rather than by each worker
+        from .kernels import remove_leftovers
+        remove_leftovers()  # of graders killed before they could clean up after themselves
+        self._remove_partial_feedback()
         # nbgrader runs its environment's `alembic` program when it creates a gradebook
         bin_dir = os.path.dirname(sys.executable)
         if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
@@ -363,10 +427,35 @@ class ClassGrader:
                                 BaseConverter={"force": True})
 
     def feedback(self, problem_set, student):
-        """nbgrader's HTML feedback for one graded submission, written anew."""
+        """nbgrader's HTML feedback for one graded submission, written anew: into a scratch
+        folder first, then moved in place, so that a feedback folder is always complete."""
         from nbgrader.converters import GenerateFeedback
-        shutil.rmtree(self.course.path("feedback", student, problem_set), ignore_errors=True)
-        self._run_converter(GenerateFeedback, problem_set, student)
+        scratch = os.path.join("feedback", ".partial-%d" % os.getpid())
+        shutil.rmtree(self.course.path(scratch), ignore_errors=True)
+        try:
+            self._run_converter(GenerateFeedback, problem_set, student,
+                                CourseDirectory={"feedback_directory": scratch})
+            written = self.course.path(scratch, student, problem_set)
+            final = self.course.path("feedback", student, problem_set)
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(written, final)
+        finally:
+            shutil.rmtree(self.course.path(scratch), ignore_errors=True)
+
+    def _remove_partial_feedback(self):
+        """Scratch feedback folders of graders that were killed while writing (see feedback)."""
+        folder = self.course.path("feedback")
+        for name in os.listdir(folder) if os.path.isdir(folder) else []:
+            owner = name[len(".partial-"):]
+            if name.startswith(".partial-") and owner.isdigit() and not _running(int(owner)):
+                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+    def has_feedback(self, problem_set, student):
+        """Whether the feedback of every notebook of the problem set is there."""
+        folder = self.course.path("feedback", student, problem_set)
+        return all(os.path.isfile(os.path.join(folder, name[:-len(".ipynb")] + ".html"))
+                   for name in self.course.notebook_names(problem_set))
 
     def _autograded(self, problem_set, student):
         return self.course.path("autograded", student, problem_set)
@@ -402,13 +491,12 @@ class ClassGrader:
         return pairs
 
     def is_done(self, problem_set, student, fingerprint):
-        """Graded before from the same files (the gradebook is checked by the caller)."""
-        marker = os.path.join(self._autograded(problem_set, student), MARKER)
-        try:
-            with open(marker) as data:
-                return json.load(data).get("fingerprint") == fingerprint
-        except (OSError, ValueError):
-            return False
+        """Graded before, completely, from the same files (the gradebook is checked by the
+        caller). Returns the marker, or None."""
+        marker = markers.read(self._autograded(problem_set, student))
+        if marker and marker["status"] == markers.GRADED and marker["fingerprint"] == fingerprint:
+            return marker
+        return None
 
     # step 1 ----------------------------------------------------------------------------
     def prepare(self, problem_set, student):
@@ -478,14 +566,11 @@ class ClassGrader:
                                       "notebook": name[:-len(".ipynb")], "db_url": self.db_url}}
             for cls in self.record_steps:
                 notebook, resources = cls(config=self.config)(notebook, resources)
-            nbformat.write(notebook, os.path.join(destination, name))
+            path = os.path.join(destination, name)
+            nbformat.write(notebook, path + ".partial")
+            os.replace(path + ".partial", path)
         from nbgrader.converters import Autograde
         self._converter(Autograde, problem_set, student).set_permissions(problem_set, student)
-        # written last: its presence says that everything above is complete
-        marker = os.path.join(destination, MARKER)
-        with open(marker + ".tmp", "w") as out:
-            json.dump({"fingerprint": fingerprint, "graded_at": time.time()}, out)
-        os.replace(marker + ".tmp", marker)
 
     def _feedback_problem(self, problem_set, student):
         """Writes the feedback; returns "" or why there is none (the grades stand)."""
@@ -496,29 +581,48 @@ class ClassGrader:
         return ""
 
     def _finish(self, job, result):
-        """Records a worker's result (or its failure); returns the Outcome."""
+        """Records a worker's result (or its failure), then its feedback, then its marker;
+        returns the Outcome."""
         seconds = result.get("seconds", 0.0)
         if "error" in result:
-            self._fail(job.problem_set, job.student)
+            self._fail(job.problem_set, job.student, job.fingerprint, result["error"])
             return Outcome(job.problem_set, job.student, "failed", result["error"], seconds)
         try:
             self.record(job.problem_set, job.student, result["notebooks"], job.fingerprint)
         except Exception as exc:
-            self._fail(job.problem_set, job.student)
-            return Outcome(job.problem_set, job.student, "failed",
-                           "recording the grades failed: %s" % exc, seconds)
-        notes = result.get("notes", []) + [self._feedback_problem(job.problem_set, job.student)]
+            reason = "recording the grades failed: %s" % exc
+            self._fail(job.problem_set, job.student, job.fingerprint, reason)
+            return Outcome(job.problem_set, job.student, "failed", reason, seconds)
+        no_feedback = self._feedback_problem(job.problem_set, job.student)
+        incomplete = "; ".join(result.get("incomplete", []))
+        status = markers.INCOMPLETE if incomplete else markers.GRADED
+        # written last: its presence says that everything above is complete
+        markers.write(self._autograded(job.problem_set, job.student), status, job.fingerprint,
+                      reason=incomplete or no_feedback, feedback=not no_feedback)
+        notes = result.get("notes", []) + [no_feedback]
         if job.attempts > 1:
             notes.append("graded again after a grading worker died")
+        if incomplete:
+            return Outcome(job.problem_set, job.student, "incomplete",
+                           "; ".join([incomplete] + [n for n in notes if n]), seconds)
         return Outcome(job.problem_set, job.student, "graded",
                        "; ".join(note for note in notes if note), seconds)
 
-    def _fail(self, problem_set, student):
-        shutil.rmtree(self._autograded(problem_set, student), ignore_errors=True)
+    def _fail(self, problem_set, student, fingerprint, reason):
+        """No grade: what was written for it goes, and a marker says why (the reports leave
+        its score empty)."""
+        folder = self._autograded(problem_set, student)
+        shutil.rmtree(folder, ignore_errors=True)
+        markers.write(folder, markers.FAILED, fingerprint, reason=reason, feedback=False)
 
     # all of it ---------------------------------------------------------------------------
-    def grade(self, submissions, force=False):
-        """Grades ``(problem_set, student)`` pairs; returns an Outcome for each, in order."""
+    def grade(self, submissions, force=False, stop=None):
+        """Grades ``(problem_set, student)`` pairs; returns an Outcome for each, in order.
+
+        ``stop``: a :class:`Stop`; once it is requested, grading ends (KeyboardInterrupt)
+        between two submissions' records, never in the middle of one.
+        """
+        stop = stop or Stop()
         outcomes, jobs, pending = {}, {}, set()
 
         def done(outcome):
@@ -530,27 +634,35 @@ class ClassGrader:
         recorded = set() if force else self._recorded({ps for ps, _ in submissions})
         try:
             for problem_set, student in submissions:
+                stop.check()
                 fingerprint = self.fingerprint(problem_set, student)
-                if (not force and (problem_set, student) in recorded
-                        and self.is_done(problem_set, student, fingerprint)):
+                marker = (not force and (problem_set, student) in recorded
+                          and self.is_done(problem_set, student, fingerprint))
+                if marker:
                     reason = ""
-                    if not os.path.isdir(self.course.path("feedback", student, problem_set)):
-                        reason = self._feedback_problem(problem_set, student)
+                    if not marker.get("feedback", True) or not self.has_feedback(problem_set,
+                                                                                 student):
+                        with stop.held():
+                            reason = self._feedback_problem(problem_set, student)
+                            markers.write(self._autograded(problem_set, student),
+                                          markers.GRADED, fingerprint, reason=reason,
+                                          feedback=not reason)
                     done(Outcome(problem_set, student, "skipped", reason))
                     continue
-                try:
-                    payload = self.prepare(problem_set, student)
-                except GradingError as error:
-                    self._fail(problem_set, student)
-                    done(Outcome(problem_set, student, "failed", str(error)))
-                    continue
+                with stop.held():
+                    try:
+                        payload = self.prepare(problem_set, student)
+                    except GradingError as error:
+                        self._fail(problem_set, student, fingerprint, str(error))
+                        done(Outcome(problem_set, student, "failed", str(error)))
+                        continue
                 job = _Job(problem_set, student, fingerprint, payload)
                 future = self.executor.submit(payload)
                 jobs[future] = job
                 pending.add(future)
             while pending:
                 lost = []  # jobs whose worker died: graded once more, by a new pool
-                for future in self.executor.as_completed(list(pending)):
+                for future in self.executor.wait(pending, stop):
                     pending.discard(future)
                     job = jobs.pop(future)
                     try:
@@ -561,7 +673,8 @@ class ClassGrader:
                             continue
                         result = {"error": "the grading worker failed (%s)"
                                            % (str(exc).splitlines() or [type(exc).__name__])[0]}
-                    done(self._finish(job, result))
+                    with stop.held():
+                        done(self._finish(job, result))
                 if lost:
                     self.executor.restart()
                 for job in lost:
@@ -573,3 +686,30 @@ class ClassGrader:
             for future in pending:
                 future.cancel()
         return [outcomes[key] for key in submissions if key in outcomes]
+
+
+class Stop:
+    """A request to stop grading (Ctrl-C, SIGTERM), honoured only outside the sections that
+    write a submission's records, so that none is left half written."""
+
+    def __init__(self):
+        self.requested = None  # the signal number that asked
+        self._holding = 0
+
+    def request(self, signum):
+        self.requested = signum
+        if not self._holding:
+            raise KeyboardInterrupt
+
+    def check(self):
+        if self.requested is not None:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def held(self):
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+        self.check()

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import sys
 import time
 
@@ -57,6 +58,7 @@ def review_submission(notebook, source, problem_set):
 
 
 WORKER = "nncourse_worker"  # resources key set by nncourse grade's workers (nncourse/grader.py)
+LOST = "nncourse_lost"  # resources key: why the kernel was lost (died, stopped answering)
 
 
 class RefusedGrading(RuntimeError):
@@ -212,7 +214,8 @@ class LimitedExecute(Execute):
     the grader's memory). A kernel that dies, or stops answering (it ignored the interrupt),
     loses the cell it was running and the cells after it, and the notebook is graded with
     what ran before. Cells that are not run get an error: nbgrader would give full points to a
-    test cell without outputs. What happened is noted in ``resources["nncourse_notes"]``.
+    test cell without outputs. A lost kernel is described in ``resources[LOST]`` (the worker
+    runs the notebook once more), a notebook out of time in ``resources["nncourse_notes"]``.
     """
 
     notebook_timeout = Integer(600, help="seconds for the whole notebook").tag(config=True)
@@ -228,9 +231,30 @@ class LimitedExecute(Execute):
         self._lost = None  # why the cells from here on are not run
         self.timeout_func = self._time_left
         nb, resources = super().preprocess(nb, resources, km=km)
-        if self._lost:
+        if self._lost and self._lost.startswith("the kernel"):
+            resources[LOST] = self._lost
+        elif self._lost:
             resources.setdefault("nncourse_notes", []).append(self._lost)
         return nb, resources
+
+    def _how_it_died(self):
+        """How the kernel's process ended, as far as its launcher tells (exit status 128 + N
+        for signal N), or ""."""
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        try:
+            code = process.wait(timeout=5) if process is not None else None
+        except Exception:  # still running (it stopped answering), or already reaped
+            return ""
+        if code is None or code == 0:
+            return ""
+        if code > 128:
+            try:
+                name = signal.Signals(code - 128).name
+            except ValueError:
+                name = "signal %d" % (code - 128)
+            return (" (killed by SIGKILL: out of memory, or killed from outside)"
+                    if name == "SIGKILL" else " (killed by %s)" % name)
+        return " (it exited with status %d)" % code
 
     def _time_left(self, cell):
         left = max(1, int(self._deadline - time.monotonic()) + 1)
@@ -253,7 +277,7 @@ class LimitedExecute(Execute):
         try:
             return super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
-            self._lost = "the kernel died in cell %d" % index
+            self._lost = "the kernel died in cell %d%s" % (index, self._how_it_died())
         except CellTimeoutError:
             self._lost = "the kernel stopped answering in cell %d" % index
         self._not_run(cell, "KernelLost", self._lost)

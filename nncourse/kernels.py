@@ -96,12 +96,13 @@ class _Lines:
 
 # ---------------------------------------------------------------------------- zygote
 
-def _die_with_parent(parent):
-    """Linux: this process is killed when its parent dies (a kernel when its zygote dies).
-    ``parent``: the parent's pid, to catch a parent that died first (None: it cannot have)."""
+def die_with_parent(parent, signum=signal.SIGKILL):
+    """Linux: this process gets ``signum`` when its parent dies (a kernel when its zygote
+    dies, a grading worker when the grader does). ``parent``: the parent's pid, to catch a
+    parent that died first (None: it cannot have)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        libc.prctl(1, signum)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass  # elsewhere the kernel's own parent polling ends it
     if parent is not None and os.getppid() != parent:
@@ -226,7 +227,8 @@ def _wait_then_leave(kernel):
         except InterruptedError:
             continue
         if done == kernel:
-            os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+            code = os.waitstatus_to_exitcode(status)  # -N: killed by signal N
+            os._exit(128 - code if code < 0 else min(code, 127))
 
 
 def _enter_sandbox(spec, request):
@@ -241,7 +243,7 @@ def _enter_sandbox(spec, request):
     kernel = os.fork()
     if kernel:
         _wait_then_leave(kernel)
-    _die_with_parent(None)
+    die_with_parent(None)
     limits = spec["limits"]
     # memory: what the kernel may allocate beyond what it inherited from the zygote
     with open("/proc/self/status") as status:
@@ -265,7 +267,7 @@ def _become_kernel(request, fds, closing, zygote, sandbox=None):
         for item in closing:
             item.close()
         os.setsid()
-        _die_with_parent(zygote)
+        die_with_parent(zygote)
         if sandbox:
             _enter_sandbox(sandbox, request)
         for target, fd in zip((0, 1, 2), fds):
@@ -485,43 +487,139 @@ def _descendants(root):
     return found
 
 
-def _confine(root, limits):
-    """Best effort, where this process may create cgroups (root, or a delegated cgroup v2):
-    puts the sandbox's processes into cgroups that cap their number and their memory (the
-    kernel's rlimits do not bind root). Returns the cgroup folders made."""
+_CONTROLLERS = ("memory", "pids", "cpu")
+
+
+def delegated_cgroups():
+    """``{controller: folder}`` for the controllers (memory, pids, cpu) under which this
+    process may make cgroups: its own cgroup of each hierarchy, writable, and never a
+    hierarchy's root (that would put the kernels beside, not inside, the grader's limits)."""
     base = "/sys/fs/cgroup"
+    try:
+        with open("/proc/self/cgroup") as data:
+            lines = [line.rstrip("\n").split(":", 2) for line in data]
+    except OSError:
+        return {}
+    found = {}
+    for _, names, where in lines:
+        if where == "/":
+            continue
+        if not names:  # cgroup v2: the controllers its own cgroup passes to children
+            folder = base + where
+            try:
+                with open(os.path.join(folder, "cgroup.subtree_control")) as data:
+                    enabled = data.read().split()
+            except OSError:
+                continue
+            if os.access(folder, os.W_OK):
+                found.update({name: folder for name in _CONTROLLERS if name in enabled})
+            continue
+        for name in names.split(","):
+            folder = os.path.join(base, name) + where
+            if name in _CONTROLLERS and os.path.isdir(folder) and os.access(folder, os.W_OK):
+                found[name] = folder
+    return found
+
+
+def undelegated_cgroups():
+    """The controllers of :func:`delegated_cgroups` that are missing (their limits are then
+    the kernels' rlimits only)."""
+    found = delegated_cgroups()
+    return [name for name in _CONTROLLERS if name not in found]
+
+
+def _confine(root, limits):
+    """Where the grader's own cgroups are delegated to it (:func:`delegated_cgroups`): puts
+    the sandbox's processes into cgroups of their own inside them, that cap their memory,
+    their number and their share of the CPU (the kernel's rlimits do not bind root). Returns
+    the cgroup folders made."""
     name = "nncourse-%d" % root
     # CPU: a worker grades one submission at a time, so its zygote's share is its kernel's
     # share: ``cpus`` cores at most, whatever number of threads the kernel starts
     cpus = limits.get("cpus")
-    settings = {"pids.max": limits["processes"],
-                "memory.max": (limits["memory_mb"] + 2048) * 2**20,
-                "memory.limit_in_bytes": (limits["memory_mb"] + 2048) * 2**20,
-                "cpu.max": "%d 100000" % (cpus * 100000) if cpus else "max 100000",
-                "cpu.cfs_quota_us": cpus * 100000 if cpus else -1}
-    if os.path.exists(os.path.join(base, "cgroup.controllers")):  # cgroup v2
-        folders = [(os.path.join(base, name), ("pids.max", "memory.max", "cpu.max"))]
-    else:
-        folders = [(os.path.join(base, "pids", name), ("pids.max",)),
-                   (os.path.join(base, "memory", name), ("memory.limit_in_bytes",)),
-                   (os.path.join(base, "cpu", name), ("cpu.cfs_quota_us",))]
+    memory = (limits["memory_mb"] + 2048) * 2**20
+    settings = {"pids": {"pids.max": limits["processes"]},
+                "memory": {"memory.max": memory, "memory.limit_in_bytes": memory},
+                "cpu": {"cpu.max": "%d 100000" % (cpus * 100000) if cpus else "max 100000",
+                        "cpu.cfs_quota_us": cpus * 100000 if cpus else -1}}
+    by_folder = {}
+    for controller, parent in delegated_cgroups().items():
+        by_folder.setdefault(os.path.join(parent, name), []).append(controller)
     made = []
-    for folder, files in folders:
+    for folder, controllers in by_folder.items():
         try:
             os.mkdir(folder)
             made.append(folder)
-            for setting in files:
-                try:
-                    with open(os.path.join(folder, setting), "w") as out:
-                        out.write(str(settings[setting]))
-                except OSError:
-                    pass  # a controller this hierarchy lacks: the others still apply
+            for controller in controllers:
+                for setting, value in settings[controller].items():
+                    if os.path.exists(os.path.join(folder, setting)):
+                        with open(os.path.join(folder, setting), "w") as out:
+                            out.write(str(value))
             for pid in _descendants(root):
                 with open(os.path.join(folder, "cgroup.procs"), "w") as out:
                     out.write(str(pid))
         except OSError:
-            continue  # not allowed here: the rlimits set in each kernel remain
+            continue  # not allowed after all: the rlimits set in each kernel remain
     return made
+
+
+_OWNER = "owner"  # in a zygote's folder: "pid start-time" of the process that owns it
+
+
+def _start_time(pid):
+    """When process ``pid`` started (in clock ticks since boot), or None if there is none."""
+    try:
+        with open("/proc/%d/stat" % pid) as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def remove_leftovers(older_than=60.0):
+    """Removes what zygotes of dead graders left (killed before they could clean up): their
+    folders under the temporary directories, and their empty cgroups. A zygote whose owner
+    still runs is left alone."""
+    if not os.path.isdir("/proc/self"):  # no way to tell a live owner from a dead one
+        return 0
+    removed = 0
+    now = time.time()
+    for parent in {"/tmp", tempfile.gettempdir()}:
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            continue
+        for name in names:
+            folder = os.path.join(parent, name)
+            if not name.startswith("nncourse-zygote-") or not os.path.isdir(folder):
+                continue
+            try:
+                with open(os.path.join(folder, _OWNER)) as data:
+                    pid, started = (int(field) for field in data.read().split())
+                alive = _start_time(pid) == started
+            except (OSError, ValueError):  # no owner yet, or an older version's folder
+                try:
+                    alive = now - os.stat(folder).st_mtime < older_than
+                except OSError:
+                    continue
+            if not alive:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+    for parent in set(delegated_cgroups().values()):
+        try:
+            names = [n for n in os.listdir(parent) if n.startswith("nncourse-")]
+        except OSError:
+            continue
+        for name in names:
+            folder = os.path.join(parent, name)
+            try:
+                with open(os.path.join(folder, "cgroup.procs")) as data:
+                    busy = bool(data.read().strip())
+                if not busy and now - os.stat(folder).st_mtime >= older_than:
+                    os.rmdir(folder)
+                    removed += 1
+            except OSError:
+                continue
+    return removed
 
 
 class Zygote:
@@ -535,6 +633,8 @@ class Zygote:
         # under /tmp: the sandboxed kernels get a /tmp of their own that hides everything else
         self.folder = tempfile.mkdtemp(prefix="nncourse-zygote-",
                                        dir="/tmp" if sandbox else None)
+        with open(os.path.join(self.folder, _OWNER), "w") as out:  # see remove_leftovers
+            out.write("%d %d" % (os.getpid(), _start_time(os.getpid()) or 0))
         self.sandbox = sandbox
         arguments = ["--preload", ",".join(preload)]
         if sandbox:
@@ -580,7 +680,22 @@ class Zygote:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self.process.stdout.close()
+        self._remove()
+
+    def kill(self):
+        """Ends the zygote and its kernels at once (bwrap's namespace dies with its first
+        process), then removes what it leaves; safe in a signal handler."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._remove()
+
+    def _remove(self):
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
         # the socket, and the Unix sockets of kernels killed before they could remove them
         shutil.rmtree(self.folder, ignore_errors=True)
         for folder in self.cgroups:

@@ -7,6 +7,7 @@ import os
 from nbgrader.api import Gradebook, MissingEntry
 
 from .course import COURSE_ID
+from .markers import FAILED, INCOMPLETE
 
 BONUS_PREFIX = "bonus_"  # cells whose grade_id starts with this add points beyond the maximum
 
@@ -58,9 +59,11 @@ def _write(path, fieldnames, rows):
         writer.writerows(rows)
 
 
-def write_problem_set_csv(table, parts, path):
+def write_problem_set_csv(table, parts, path, failures=None):
     """From a problem set's :func:`submissions`: one row per student, one column per graded
-    part (``parts``, in notebook order), then the total."""
+    part (``parts``, in notebook order), then the total. A student in ``failures`` (see
+    :func:`nncourse.markers.problems`) whose grading failed gets a row with empty scores."""
+    failures = failures or {}
     rows = []
     for student, scores in sorted(table.items()):
         score, maximum = _total(scores)
@@ -69,21 +72,48 @@ def write_problem_set_csv(table, parts, path):
         row.update(total=round(score, 2), max_score=round(maximum, 2),
                    needs_manual_grading=sum(pending for _, _, pending in scores.values()))
         rows.append(row)
+    rows += [{"student": student} for student, (status, _) in failures.items()
+             if status == FAILED and student not in table]
+    rows.sort(key=lambda row: row["student"])
     _write(path, ["student", *parts, "total", "max_score", "needs_manual_grading"], rows)
 
 
-def write_class_csv(tables, path):
+def write_class_csv(tables, path, failures=None):
     """From ``{problem set: its submissions()}``: one row per student, one column per graded
-    problem set (empty: no submission), then the total."""
+    problem set, then the total. A cell is empty where there is no grade: no submission, or
+    its grading failed (``failures``: ``{problem set: markers.problems()}``), never 0."""
+    failures = failures or {}
     totals, graded = {}, []
     for problem_set, table in tables.items():
-        graded += [problem_set] if table else []
+        failed = {student for student, (status, _) in failures.get(problem_set, {}).items()
+                  if status == FAILED}
+        graded += [problem_set] if table or failed else []
         for student, parts in table.items():
-            totals.setdefault(student, {})[problem_set] = round(_total(parts)[0], 2)
+            if student not in failed:
+                totals.setdefault(student, {})[problem_set] = round(_total(parts)[0], 2)
+        for student in failed:
+            totals.setdefault(student, {})
     rows = [{"student": student, **scores, "total": round(sum(scores.values()), 2)}
             for student, scores in sorted(totals.items())]
     _write(path, ["student", *graded, "total"], rows)
     return rows
+
+
+def write_problems(failures, not_graded, path):
+    """The companion of the grade tables: one row per submission without a full grade
+    (``failed``: no grade, ``incomplete``: graded in part, ``not graded``: a problem with the
+    submitted files), with why. Returns the number of rows; an empty table removes the file."""
+    rows = [{"problem_set": problem_set, "student": student, "status": status, "reason": reason}
+            for problem_set, found in failures.items()
+            for student, (status, reason) in found.items()]
+    rows += [{"problem_set": problem_set, "student": student, "status": "not graded",
+              "reason": reason} for problem_set, student, reason in not_graded]
+    rows.sort(key=lambda row: (row["problem_set"], row["student"]))
+    if rows:
+        _write(path, ["problem_set", "student", "status", "reason"], rows)
+    elif os.path.exists(path):
+        os.remove(path)
+    return len(rows)
 
 
 def pass_rates(table, parts):
@@ -129,14 +159,21 @@ def plot_distribution(rows, problem_set, path):
     plt.close(figure)
 
 
-def format_table(rows):
+def format_table(rows, failures=None):
+    """The grade table as text; a submission whose grading failed or is incomplete says so."""
+    failures = failures or {}
     lines = ["%-16s %7s %7s %8s  %s" % ("student", "score", "max", "percent", "manual")]
+    listed = []
     for row in rows:
-        lines.append("%-16s %7.2f %7.2f %7.1f%%  %s" % (
+        listed.append((row["student"], "%-16s %7.2f %7.2f %7.1f%%  %s%s" % (
             row["student"], row["score"], row["max_score"], row["percent"],
             "%d answers to grade" % row["needs_manual_grading"]
-            if row["needs_manual_grading"] else "-"))
-    return "\n".join(lines)
+            if row["needs_manual_grading"] else "-",
+            "  (incomplete: see grading-problems.csv)"
+            if failures.get(row["student"], ("",))[0] == INCOMPLETE else "")))
+    listed += [(student, "%-16s %7s  (grading failed: see grading-problems.csv)" % (student, "-"))
+               for student, (status, _) in failures.items() if status == FAILED]
+    return "\n".join(lines + [line for _, line in sorted(listed)])
 
 
 def format_pass_rates(rows, worst=5):

@@ -3,19 +3,16 @@
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 
-import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
 from nncourse import report
 from nncourse.course import COURSE_ID, Course
-from nncourse.grader import MARKER
+from nncourse.markers import MARKER
 from tests.catalogue import ps1 as catalogue
 from tests.conftest import run, source_notebook
 from tests.test_grading import cell_scores, expected_points, submit
@@ -139,75 +136,6 @@ def test_a_changed_submission_is_graded_again(parallel, tmp_path):
     assert gradebook_snapshot(course) == snapshot
 
 
-def _zygotes():
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return sum("nncourse.kernels zygote" in line for line in out.splitlines())
-
-
-def test_a_killed_run_loses_nothing_and_the_next_run_grades_only_the_rest(
-        parallel, tmp_path_factory):
-    _, snapshot = parallel
-    students = ["full", "blank", "mutant-bias", "mutant-ce"]
-    course = make_class(tmp_path_factory, "killed", students)
-    zygotes_before = _zygotes()
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    process = subprocess.Popen(
-        ["nncourse", "--course", str(course), "grade", "ps1", "--workers", "1"], cwd=course,
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        start_new_session=True)
-    graded = 0
-    for line in process.stdout:
-        graded += ": graded in" in line
-        if graded == 2:
-            break
-    os.killpg(process.pid, signal.SIGKILL)  # the grader, its workers and their zygotes
-    process.wait()
-    done = markers(course)
-    assert len(done) == 2
-    for _ in range(100):  # the kernels die with their zygote
-        if _zygotes() <= zygotes_before:
-            break
-        time.sleep(0.1)
-    assert _zygotes() <= zygotes_before
-
-    result = grade(course, "ps1", "--workers", "1")
-    assert result.returncode == 0, result.stderr
-    assert "graded 2, already graded 2, failed 0" in result.stdout
-    for student, marker in done.items():
-        assert markers(course)[student] == marker  # not graded a second time
-    assert gradebook_snapshot(course) == {k: v for k, v in snapshot.items() if k[0] in students}
-
-
-def _pool_workers(grader):
-    """The local pool's worker processes of a running `nncourse grade` (its spawned children,
-    not multiprocessing's resource tracker)."""
-    out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(grader)],
-                         capture_output=True, text=True).stdout
-    return [int(line.split()[0]) for line in out.splitlines()
-            if "spawn_main" in line and "resource_tracker" not in line]
-
-
-def test_a_worker_killed_from_outside_costs_no_submission(parallel, tmp_path_factory):
-    _, snapshot = parallel
-    students = ["full", "blank", "equivalent", "mutant-bias", "mutant-ce"]
-    course = make_class(tmp_path_factory, "dead-worker", students)
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    process = subprocess.Popen(
-        ["nncourse", "--course", str(course), "grade", "ps1", "--workers", "2"], cwd=course,
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in process.stdout:
-        if ": graded in" in line:  # one done, the next ones in flight
-            break
-    workers = _pool_workers(process.pid)
-    assert workers
-    os.kill(workers[0], signal.SIGKILL)
-    out, err = process.communicate(timeout=600)
-    assert process.returncode == 0, err
-    assert "graded again after a grading worker died" in err
-    assert scores(course) == {student: expected_total(student) for student in students}
-    assert gradebook_snapshot(course) == {k: v for k, v in snapshot.items() if k[0] in students}
-
-
 def _free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -306,7 +234,8 @@ def test_each_bad_input_gets_one_line_and_the_rest_of_the_class_is_graded(tmp_pa
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error: ")]
-    notes = [line for line in lines if line.startswith("note: ")]
+    # (a machine without delegated cgroups adds a note saying so)
+    notes = [line for line in lines if line.startswith("note: ") and "cgroup" not in line]
     assert len(errors) == 5 and len(notes) == 1, result.stderr
     expected = {"ps8": "never released", "wrongname": "rename it to ps1.ipynb",
                 "corrupt": "not a readable notebook", "missing": "missing notebook",

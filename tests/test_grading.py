@@ -1,5 +1,6 @@
 """Grading through the real `nbgrader autograde`, as `nncourse grade` runs it."""
 
+import csv
 import json
 import os
 
@@ -344,12 +345,17 @@ def test_feedback_shows_failures_but_no_hidden_tests(graded):
 def test_a_kernel_crash_costs_the_cells_from_the_crash_on_and_is_reported(course):
     # ReLU's forward kills the kernel: the Linear cells before it keep their points
     submit(course, "crashy", [("relu_solution", "return np.maximum(input_array, 0.0)",
-                               "import os; os._exit(1)")])
+                               "import os; os._exit(3)")])
     submit(course, "steady", [])
     result = _grade(course)
-    assert result.returncode == 0, result.stderr
-    notes = [line for line in result.stderr.splitlines() if "crashy" in line]
-    assert len(notes) == 1 and notes[0].startswith("note:") and "kernel died" in notes[0]
+    assert result.returncode == 1, result.stderr  # something to look at
+    assert "Traceback" not in result.stderr
+    # tried twice (it might have been killed from outside), then graded in part and marked
+    lines = [line for line in result.stderr.splitlines() if "crashy" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: ps1 crashy: ps1.ipynb: the kernel "
+                                                   "died in cell"), lines
+    assert "exited with status 3" in lines[0] and "on both attempts" in lines[0]
+    assert "(1 graded in part: a kernel was lost)" in result.stdout
     points, _ = expected_points(course)
     scores, notebook = cell_scores(course, "crashy")
     order = list(points)  # notebook order
@@ -359,3 +365,10 @@ def test_a_kernel_crash_costs_the_cells_from_the_crash_on_and_is_reported(course
     rows = grades(course)
     assert rows["crashy"]["score"] == sum(points[cell] for cell in linear)
     assert rows["steady"]["score"] == sum(points.values())
+    with open(course / "reports" / "grading-problems.csv") as data:
+        problems = list(csv.DictReader(data))
+    assert [(p["student"], p["status"]) for p in problems] == [("crashy", "incomplete")]
+    assert "the kernel died in cell" in problems[0]["reason"]
+    # a partial grade is not "done": the next run grades it again (and only it)
+    again = _grade(course)
+    assert "graded 1, already graded 1, failed 0" in again.stdout, again.stdout
