@@ -4,14 +4,15 @@ import os
 import sys
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,
-                                    LimitOutput, SaveAutoGrades)
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput,
+                                    DeduplicateIds, IgnorePattern, LimitOutput,
+                                    OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nncourse.course import COURSE_ID  # noqa: E402
 from nncourse.markers import MARKER  # noqa: E402
-from nncourse.grading import (ExpandChecks, JudgeChecks, LimitedExecute,  # noqa: E402
-                              refuse_stock_autograde)
+from nncourse.grading import (ExpandChecks, JudgeChecks, KeepFirstCopy,  # noqa: E402
+                              LimitedExecute, refuse_stock_autograde)
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
@@ -32,6 +33,11 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
+# A cell that a student copied or split appears twice: graded from its first copy (stock
+# nbgrader fails the whole submission).
+c.Autograde.sanitize_preprocessors = [ClearOutput, KeepFirstCopy, DeduplicateIds,
+                                      OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
+
 # Hidden checks are judged outside the student's kernel (docs/checks.md): the probes are put
 # in just before execution and judged just after, by nbgrader's own autograde.
 c.Autograde.autograde_preprocessors = [
@@ -46,15 +52,19 @@ c.Autograde.autograde_preprocessors = [
     CheckCellMetadata,
 ]
 
-# Notebooks run in fast mode under the grader; a cell that needs longer is stuck, and so is a
-# notebook (nncourse/grading.py: LimitedExecute). The sandbox's limits on memory, processes
-# and file sizes are in nncourse/kernels.py (Sandbox).
-c.Execute.timeout = 120
-c.LimitedExecute.notebook_timeout = 600
+# Notebooks run in fast mode under the grader. What a cell and a notebook may use is measured
+# in CPU time (per core of the kernel's share), so that a score does not depend on how busy the
+# machine is; a cell past its limit is interrupted, a notebook past its own runs no more cells.
+# The wall-clock limits only catch what uses no CPU (a cell that sleeps or waits forever).
+# The sandbox's limits on memory, processes and file sizes are in nncourse/kernels.py (Sandbox).
+c.LimitedExecute.cell_cpu_limit = 120
+c.LimitedExecute.notebook_cpu_limit = 600
+c.Execute.timeout = 300
+c.LimitedExecute.notebook_timeout = 1200
 
 # Worked solutions are committed without outputs (running them would train in full mode) and
 # without hidden tests (they name the grader's checks, which TAs and students do not need).
-from nbgrader.preprocessors import (ClearHiddenTests, ClearMarkScheme, ClearOutput,  # noqa: E402
+from nbgrader.preprocessors import (ClearHiddenTests, ClearMarkScheme,  # noqa: E402
                                     IncludeHeaderFooter, LockCells)
 
 c.GenerateSolution.preprocessors = [IncludeHeaderFooter, LockCells, ClearOutput, ClearMarkScheme,

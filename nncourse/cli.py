@@ -11,7 +11,7 @@ import time
 import nbformat
 
 from . import markers, report, samples
-from .course import Course, CourseError, find_course
+from .course import Course, CourseError, environment_on_path, find_course
 from .grader import ClassGrader, DaskExecutor, GradingError, LocalExecutor, Stop
 from .datasets import write_offline_datasets
 
@@ -114,6 +114,11 @@ def cmd_grade(course, args):
         for line in notes:
             print("note: " + line, file=sys.stderr)
         submissions.extend((problem_set, student) for student in ready)
+    enrolled = report.roster(course.db_url)
+    for student in sorted({student for _, student in submissions} - enrolled if enrolled
+                          else ()):
+        print("note: %s is not in the gradebook's roster (graded all the same; add them with "
+              "`nbgrader db student add %s`)" % (student, student), file=sys.stderr)
     if not submissions:
         if problems:
             return 1
@@ -310,6 +315,7 @@ def main(argv=None):
     data.add_argument("root")
     data.set_defaults(run=cmd_data)
     args = parser.parse_args(argv)
+    environment_on_path()
     try:
         course = None
         if args.run is not cmd_data:  # writes datasets anywhere: no course needed

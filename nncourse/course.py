@@ -32,6 +32,14 @@ class CourseError(Exception):
     """A problem with the instructor's input, reported as one line."""
 
 
+def environment_on_path():
+    """Puts this environment's programs first on the PATH: nbgrader runs its `alembic` when it
+    creates a gradebook, and `.venv/bin/nncourse` may be run without activating .venv."""
+    bin_dir = os.path.dirname(sys.executable)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
 def find_course(start):
     """The course folder that holds ``start``: the nearest folder, ``start`` or above it,
     with an ``nbgrader_config.py`` (where nbgrader reads its settings)."""

@@ -29,14 +29,12 @@ import contextlib
 import copy
 import fnmatch
 import hashlib
-import json
 import logging
 import multiprocessing
 import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -46,9 +44,14 @@ from dataclasses import dataclass
 
 import nbformat
 import sqlalchemy
+from nbformat.warnings import DuplicateCellId
+
+# nbformat renames a cell id that a copied cell repeats, and says so on stderr each time
+warnings.filterwarnings("ignore", category=DuplicateCellId)
 
 from . import markers
 from .datasets import answer_keys, write_offline_datasets
+from .course import environment_on_path
 from .markers import MARKER
 # Everything a worker receives is held in memory and sent over the network: keep it bounded.
 MAX_SUBMISSION_BYTES = 200 * 2**20
@@ -376,10 +379,7 @@ class ClassGrader:
         from .kernels import remove_leftovers
         remove_leftovers()  # of graders killed before they could clean up after themselves
         self._remove_partial_feedback()
-        # nbgrader runs its environment's `alembic` program when it creates a gradebook
-        bin_dir = os.path.dirname(sys.executable)
-        if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
-            os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+        environment_on_path()
 
     @property
     def db_url(self):
@@ -415,6 +415,7 @@ class ClassGrader:
         finally:
             converter.log.removeHandler(captured)
             converter.log.propagate = propagate
+        converter.warnings = [line for level, line in captured.lines if level == logging.WARNING]
         return converter
 
     def register(self, problem_set):
@@ -514,7 +515,9 @@ class ClassGrader:
 
         destination = self._autograded(problem_set, student)
         shutil.rmtree(destination, ignore_errors=True)  # graded again from scratch
-        self._run_converter(Prepare, problem_set, student)
+        prepared = self._run_converter(Prepare, problem_set, student)
+        from .grading import COPIES_NOTE
+        notes = [line for line in prepared.warnings if line.startswith(COPIES_NOTE)]
         files, size = {}, 0
         for relative in _files_under(destination, []):
             with open(os.path.join(destination, relative), "rb") as data:
@@ -528,7 +531,7 @@ class ClassGrader:
                 "notebooks": notebooks, "config": self.config,
                 "reviews": self._review(problem_set, notebooks, files),
                 "preprocessors": self.execute_steps, "data_dir": self.course.data_dir,
-                "sandbox": self.sandbox}
+                "sandbox": self.sandbox, "notes": notes}
 
     def _review(self, problem_set, notebooks, files):
         """The test cells each notebook forfeits by breaking the problem set's rules on what
@@ -599,7 +602,7 @@ class ClassGrader:
         # written last: its presence says that everything above is complete
         markers.write(self._autograded(job.problem_set, job.student), status, job.fingerprint,
                       reason=incomplete or no_feedback, feedback=not no_feedback)
-        notes = result.get("notes", []) + [no_feedback]
+        notes = job.payload.get("notes", []) + result.get("notes", []) + [no_feedback]
         if job.attempts > 1:
             notes.append("graded again after a grading worker died")
         if incomplete:

@@ -22,6 +22,7 @@ import re
 import secrets
 import signal
 import sys
+import threading
 import time
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -74,6 +75,31 @@ def refuse_stock_autograde(argv=None):
         sys.exit("error: grade this course with `nncourse grade PROBLEM_SET` (it sandboxes "
                  "students' code and judges the hidden checks outside it), not "
                  "`nbgrader autograde`")
+
+
+class KeepFirstCopy(NbGraderPreprocessor):
+    """Before nbgrader's DeduplicateIds (which keeps the last copy and leaves the others with
+    metadata that fails the schema check, failing the whole submission): of cells that share
+    a ``grade_id`` (a copied cell, a split one), the first is graded and the others become
+    ordinary cells. A test cell is then restored from the source, whole, into the first."""
+
+    def preprocess(self, nb, resources):
+        seen, copies = set(), {}
+        for cell in nb.cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if grade_id is None:
+                continue
+            if grade_id in seen:
+                del cell.metadata["nbgrader"]
+                copies[grade_id] = copies.get(grade_id, 1) + 1
+            seen.add(grade_id)
+        for grade_id, count in copies.items():
+            self.log.warning("%s%s appears %d times (a copied or split cell): graded from "
+                             "the first", COPIES_NOTE, grade_id, count)
+        return nb, resources
+
+
+COPIES_NOTE = "cell "  # the start of KeepFirstCopy's warnings, which the grader passes on
 
 
 class ExpandChecks(NbGraderPreprocessor):
@@ -205,42 +231,96 @@ class JudgeChecks(NbGraderPreprocessor):
         return failures
 
 
-class LimitedExecute(Execute):
-    """nbgrader's Execute with limits for the whole notebook, and a kernel that may be lost.
+class _CPUWatch(threading.Thread):
+    """Watches the CPU time a kernel uses while one cell runs: past ``limit`` seconds it
+    interrupts the kernel, and if the cell has not ended ``grace`` seconds later, kills it."""
 
-    ``Execute.timeout`` already interrupts a cell that runs too long. Here a notebook has
-    ``notebook_timeout`` seconds in all (each cell's timeout shrinks to what is left), and a
-    cell keeps at most ``cell_output_bytes`` of output (a flood of prints is cut, not held in
-    the grader's memory). A kernel that dies, or stops answering (it ignored the interrupt),
-    loses the cell it was running and the cells after it, and the notebook is graded with
-    what ran before. Cells that are not run get an error: nbgrader would give full points to a
-    test cell without outputs. A lost kernel is described in ``resources[LOST]`` (the worker
-    runs the notebook once more), a notebook out of time in ``resources["nncourse_notes"]``.
+    def __init__(self, read, limit, interrupt, kill, grace=10.0):
+        super().__init__(daemon=True)
+        self.read, self.limit, self.interrupt, self.kill = read, limit, interrupt, kill
+        self.grace = grace
+        self.start_cpu = read()
+        self.tripped = self.killed = False
+        self.done = threading.Event()
+
+    def used(self):
+        now = self.read()
+        return None if now is None or self.start_cpu is None else now - self.start_cpu
+
+    def run(self):
+        interrupted_at = None
+        while not self.done.wait(0.2):
+            used = self.used()
+            if used is None:
+                continue
+            if not self.tripped and used > self.limit:
+                self.tripped, interrupted_at = True, time.monotonic()
+                self.interrupt()
+            elif self.tripped and time.monotonic() - interrupted_at > self.grace:
+                self.killed = True
+                self.kill()
+                return
+
+    def stop(self):
+        self.done.set()
+        self.join()
+
+
+class LimitedExecute(Execute):
+    """nbgrader's Execute with limits on CPU time, on the whole notebook, on output, and a
+    kernel that may be lost.
+
+    Time is judged on the CPU time of the kernel's processes (read from ``/proc``, where the
+    kernel's launcher says which processes are its own), so that a submission's score does not
+    depend on what else the machine runs: a cell may use ``cell_cpu_limit`` seconds and the
+    notebook ``notebook_cpu_limit``, both per core of the kernel's share (``OMP_NUM_THREADS``).
+    A cell past its limit is interrupted (and its kernel stopped if it ignores that); a
+    notebook past its own, the cells after it are not run. Wall-clock limits stay, generous,
+    for what uses no CPU (a cell that sleeps or waits forever): ``Execute.timeout`` per cell
+    and ``notebook_timeout`` per notebook; where CPU time cannot be read, they are the only
+    ones. A cell keeps at most ``cell_output_bytes`` of output (a flood of prints is cut, not
+    held in the grader's memory).
+
+    A kernel that dies, or stops answering, loses the cell it was running and the cells after
+    it, and the notebook is graded with what ran before. Cells that are not run get an error:
+    nbgrader would give full points to a test cell without outputs. A kernel lost for no
+    reason of its limits is described in ``resources[LOST]`` (the worker runs the notebook
+    once more); the rest is noted in ``resources["nncourse_notes"]``.
     """
 
-    notebook_timeout = Integer(600, help="seconds for the whole notebook").tag(config=True)
+    notebook_timeout = Integer(1800, help="wall-clock seconds for the whole notebook"
+                               ).tag(config=True)
+    cell_cpu_limit = Integer(120, help="CPU seconds a cell may use, per core of the kernel's "
+                             "share; 0: no limit").tag(config=True)
+    notebook_cpu_limit = Integer(600, help="CPU seconds the notebook may use, per core of the "
+                                 "kernel's share; 0: no limit").tag(config=True)
+    cell_output_bytes = Integer(2_000_000, help="output kept per cell, in bytes").tag(config=True)
 
     @default("store_widget_state")
     def _no_widget_state(self):
         return False  # widget state would grow the graded notebook without bound
-    cell_output_bytes = Integer(2_000_000, help="output kept per cell, in bytes").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._deadline = time.monotonic() + self.notebook_timeout
         self._output_bytes = {}
         self._lost = None  # why the cells from here on are not run
+        self._retry = False  # whether that is worth running the notebook again
+        self._notebook_cpu = None  # the kernel's CPU time when the first cell started
+        threads = os.environ.get("OMP_NUM_THREADS", "")
+        self._cores = int(threads) if threads.isdigit() and int(threads) > 0 else 1
         self.timeout_func = self._time_left
         nb, resources = super().preprocess(nb, resources, km=km)
-        if self._lost and self._lost.startswith("the kernel"):
-            resources[LOST] = self._lost
-        elif self._lost:
-            resources.setdefault("nncourse_notes", []).append(self._lost)
+        if self._lost:
+            if self._retry:
+                resources[LOST] = self._lost
+            else:
+                resources.setdefault("nncourse_notes", []).append(self._lost)
         return nb, resources
 
     def _how_it_died(self):
         """How the kernel's process ended, as far as its launcher tells (exit status 128 + N
         for signal N), or ""."""
-        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        process = self._launcher()
         try:
             code = process.wait(timeout=5) if process is not None else None
         except Exception:  # still running (it stopped answering), or already reaped
@@ -256,6 +336,22 @@ class LimitedExecute(Execute):
                     if name == "SIGKILL" else " (killed by %s)" % name)
         return " (it exited with status %d)" % code
 
+    def _launcher(self):
+        """The kernel's process (a launcher standing in for it), as a Popen, or None."""
+        return getattr(getattr(self.km, "provisioner", None), "process", None)
+
+    def _cpu(self):
+        read = getattr(self.km, "cpu_seconds", None)
+        return read() if read is not None else None
+
+    def _signal_kernel(self, signum):
+        process = self._launcher()
+        if process is not None and process.poll() is None:
+            try:
+                os.kill(process.pid, signum)  # the launcher passes it on to the kernel
+            except ProcessLookupError:
+                pass
+
     def _time_left(self, cell):
         left = max(1, int(self._deadline - time.monotonic()) + 1)
         return left if self.timeout is None or self.timeout < 0 else min(self.timeout, left)
@@ -264,6 +360,35 @@ class LimitedExecute(Execute):
     def _not_run(cell, name, text):
         cell.outputs.append(NotebookNode(output_type="error", ename=name, evalue="",
                                          traceback=["%s: %s" % (name, text)]))
+
+    def _cpu_watch(self):
+        """A started _CPUWatch for the cell about to run, or None (no CPU limit, or the CPU
+        time cannot be read). Returns (watch, what its limit is: "cell" or "notebook")."""
+        now = self._cpu()
+        if now is None:
+            return None, None
+        if self._notebook_cpu is None:
+            self._notebook_cpu = now
+        limits = []
+        if self.cell_cpu_limit > 0:
+            limits.append((self.cell_cpu_limit * self._cores, "cell"))
+        if self.notebook_cpu_limit > 0:
+            left = self.notebook_cpu_limit * self._cores - (now - self._notebook_cpu)
+            limits.append((max(0.0, left), "notebook"))
+        if not limits:
+            return None, None
+        limit, kind = min(limits)
+        watch = _CPUWatch(self._cpu, limit, lambda: self._signal_kernel(signal.SIGINT),
+                          lambda: self._signal_kernel(signal.SIGKILL))
+        watch.start()
+        return watch, kind
+
+    def _over_cpu(self, index, kind):
+        if kind == "cell":
+            return "cell %d used more than its CPU time (%d s)" % (
+                index, self.cell_cpu_limit * self._cores)
+        return "the notebook used more than its CPU time (%d s)" % (
+            self.notebook_cpu_limit * self._cores)
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code":
@@ -274,13 +399,28 @@ class LimitedExecute(Execute):
             cell.outputs = []
             self._not_run(cell, "NotRun", "%s; this cell was not run" % self._lost)
             return cell, resources
+        watch, kind = self._cpu_watch()
         try:
-            return super().preprocess_cell(cell, resources, index)
+            cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
-            self._lost = "the kernel died in cell %d%s" % (index, self._how_it_died())
+            if watch is not None and watch.killed:
+                self._lost = "%s and ignored the interrupt: its kernel was stopped" \
+                    % self._over_cpu(index, kind)
+            else:
+                self._lost = "the kernel died in cell %d%s" % (index, self._how_it_died())
+                self._retry = True
         except CellTimeoutError:
             self._lost = "the kernel stopped answering in cell %d" % index
-        self._not_run(cell, "KernelLost", self._lost)
+            self._retry = True
+        finally:
+            if watch is not None:
+                watch.stop()
+        if self._lost:
+            self._not_run(cell, "KernelLost", self._lost)
+        elif watch is not None and watch.tripped:
+            self._not_run(cell, "CPUTimeLimit", "%s: it was interrupted" % self._over_cpu(index, kind))
+            if kind == "notebook":
+                self._lost = self._over_cpu(index, kind)
         return cell, resources
 
     # Every message that can add to or replace a notebook's outputs counts against the cell

@@ -711,8 +711,74 @@ class Zygote:
 
 # ---------------------------------------------------------------------------- launcher
 
-def launch(socket_path, argv):
-    """The kernel's stand-in process: asks the zygote for a kernel and waits for it."""
+def _peer_pid(conn):
+    """The pid, in this process's namespace, of the process at the other end of a Unix
+    socket (the zygote: its PID namespace is below this one, so its pid is visible here)."""
+    import struct
+    credentials = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", credentials)[0]
+
+
+def _namespace_pids(pid):
+    """The pids of ``pid`` in each PID namespace from this one down (``NSpid``)."""
+    try:
+        with open("/proc/%d/status" % pid) as status:
+            for line in status:
+                if line.startswith("NSpid:"):
+                    return [int(field) for field in line.split()[1:]]
+    except (OSError, ValueError):
+        pass
+    return [pid]
+
+
+def _real_kernel_pid(zygote, reported):
+    """The pid, here, of the zygote's child that it knows as ``reported`` (in its own PID
+    namespace, which the sandbox makes new), or None."""
+    for child in _children(zygote):
+        if _namespace_pids(child)[-1] == reported:
+            return child
+    return None
+
+
+def _tree_cpu(root):
+    """Seconds of CPU time used by ``root`` and every process below it, ended ones included
+    once their parent has reaped them (they count in its children's times)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents, used = {}, {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(name)] = int(fields[1])
+        used[int(name)] = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    if root not in used:
+        return None
+    below, total = [root], 0
+    while below:
+        pid = below.pop()
+        total += used.get(pid, 0)
+        below += [child for child, parent in parents.items() if parent == pid]
+    return total / ticks
+
+
+def kernel_cpu_seconds(pid_file):
+    """CPU time used so far by the kernel whose launcher wrote ``pid_file``, or None (not
+    known: not Linux, the kernel not started yet, or gone)."""
+    try:
+        with open(pid_file) as data:
+            return _tree_cpu(int(data.read()))
+    except (OSError, ValueError):
+        return None
+
+
+def launch(socket_path, argv, pid_file=None):
+    """The kernel's stand-in process: asks the zygote for a kernel and waits for it.
+    ``pid_file``: where to write the kernel's pid as this process sees it (for the grader's
+    CPU accounting: see :func:`kernel_cpu_seconds`)."""
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(socket_path)
     _send(conn, {"cwd": os.getcwd(), "env": dict(os.environ), "argv": argv}, fds=(0, 1, 2))
@@ -734,6 +800,12 @@ def launch(socket_path, argv):
         if not data:
             return 1
         for message in lines.feed(data):
+            if "pid" in message and pid_file:
+                real = _real_kernel_pid(_peer_pid(conn), message["pid"])
+                if real is not None:
+                    with open(pid_file + ".partial", "w") as out:
+                        out.write(str(real))
+                    os.replace(pid_file + ".partial", pid_file)
             if "exit" in message:
                 code = message["exit"]
                 return code if code >= 0 else 128 - code
@@ -783,6 +855,10 @@ def _kernel_manager_class():
             await super()._async_cleanup_resources(restart=restart)
             if not restart and getattr(self, "_folder", None):
                 shutil.rmtree(self._folder, ignore_errors=True)
+                try:
+                    os.remove(self.pid_file)
+                except OSError:
+                    pass
 
         def format_kernel_cmd(self, extra_arguments=None):
             cmd = super().format_kernel_cmd(extra_arguments)
@@ -790,7 +866,20 @@ def _kernel_manager_class():
             if not forkable:  # another language or interpreter: started the usual way
                 return cmd
             return [sys.executable, "-m", "nncourse.kernels", "launch",
-                    "--socket", self.zygote_socket, "--", *cmd[3:]]
+                    "--socket", self.zygote_socket, "--pid-file", self.pid_file, "--", *cmd[3:]]
+
+        @property
+        def pid_file(self):
+            """Where the launcher writes the kernel's pid: beside the zygote's socket, a
+            folder that no sandboxed kernel sees (so none can point it elsewhere)."""
+            return os.path.join(os.path.dirname(self.zygote_socket),
+                                os.path.basename(self._kernel_folder()) + ".pid")
+
+        def cpu_seconds(self):
+            """CPU time the kernel's processes have used, or None where it is not known."""
+            if not self.zygote_socket:
+                return None
+            return kernel_cpu_seconds(self.pid_file)
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             # The kernel's own log (its startup warnings) is not the grader's business: what
@@ -821,6 +910,7 @@ def main(argv=None):
     zygote.add_argument("--sandbox", help="JSON: what each kernel needs to enter its sandbox")
     launcher = commands.add_parser("launch")
     launcher.add_argument("--socket", required=True)
+    launcher.add_argument("--pid-file")
     launcher.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command == "zygote":
@@ -828,7 +918,7 @@ def main(argv=None):
               json.loads(args.sandbox) if args.sandbox else None)
         return 0
     rest = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-    return launch(args.socket, rest)
+    return launch(args.socket, rest, args.pid_file)
 
 
 if __name__ == "__main__":

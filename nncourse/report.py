@@ -29,6 +29,16 @@ def submissions(db_url, problem_set):
     return table
 
 
+def roster(db_url):
+    """The students an instructor entered in the gradebook (``nbgrader db student add`` or
+    ``import``, with a name, an email or an LMS id), as opposed to those nbgrader added itself
+    on grading a submission. Empty: the course keeps no roster."""
+    with Gradebook(db_url, COURSE_ID) as gradebook:
+        return {student.id for student in gradebook.students
+                if student.first_name or student.last_name or student.email
+                or student.lms_user_id}
+
+
 def _total(parts):
     score = sum(score for score, _, _ in parts.values())
     maximum = sum(top for name, (_, top, _) in parts.items() if not name.startswith(BONUS_PREFIX))

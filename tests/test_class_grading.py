@@ -258,6 +258,37 @@ def test_a_notebook_outside_its_problem_set_folder_is_found_and_named(course):
                                      "submitted/x/ps1/ to have it graded"), result.stderr
 
 
+def test_a_copied_or_split_test_cell_is_named_and_graded_from_its_first_copy(
+        tmp_path_factory):
+    import copy
+    import nbformat
+    course = make_class(tmp_path_factory, "copies", ["full"])
+    full = nbformat.read(course / "submitted" / "full" / "ps1" / "ps1.ipynb", 4)
+    first_test = next(i for i, cell in enumerate(full.cells)
+                      if cell.metadata.get("nbgrader", {}).get("grade")
+                      and not cell.metadata.nbgrader.get("solution"))
+    grade_id = full.cells[first_test].metadata.nbgrader["grade_id"]
+    copied = copy.deepcopy(full)
+    copied.cells.insert(first_test + 1, copy.deepcopy(full.cells[first_test]))
+    split = copy.deepcopy(full)  # Jupyter's "split cell" gives both halves the metadata
+    lines = split.cells[first_test].source.splitlines()
+    second = copy.deepcopy(split.cells[first_test])
+    split.cells[first_test].source = "\n".join(lines[:len(lines) // 2])
+    second.source = "\n".join(lines[len(lines) // 2:])
+    split.cells.insert(first_test + 1, second)
+    for student, notebook in (("copied", copied), ("split", split)):
+        (course / "submitted" / student / "ps1").mkdir(parents=True)
+        nbformat.write(notebook, course / "submitted" / student / "ps1" / "ps1.ipynb")
+    result = grade(course, "ps1")
+    assert result.returncode == 0, result.stderr
+    for student in ("copied", "split"):
+        assert ("note: ps1 %s: cell %s appears 2 times (a copied or split cell): graded from "
+                "the first" % (student, grade_id)) in result.stderr
+    assert "Traceback" not in result.stderr and "DuplicateCellId" not in result.stderr
+    assert scores(course) == {student: expected_total("full")
+                              for student in ("full", "copied", "split")}
+
+
 def test_reports_csv_pass_rates_plot_and_feedback(parallel):
     course, snapshot = parallel
     import csv
@@ -312,3 +343,27 @@ def test_without_a_sandbox_grading_refuses_unless_told(tmp_path_factory):
     assert graded.returncode == 0, graded.stderr
     points, _ = expected_points(course)
     assert cell_scores(course, "full")[0] == points
+
+
+def test_commands_work_on_the_course_folder_they_are_run_in(tmp_path_factory, tmp_path):
+    course = make_class(tmp_path_factory, "here", ["blank"])
+    # no --course: the folder holding nbgrader_config.py, here or above, as nbgrader finds it
+    result = run(["nncourse", "grade", "ps1"], cwd=course / "submitted")
+    assert result.returncode == 0, result.stderr
+    assert scores(course) == {"blank": 0.0}
+    elsewhere = run(["nncourse", "grade", "ps1"], cwd=tmp_path)
+    assert elsewhere.returncode == 2
+    assert elsewhere.stderr.count("\n") == 1 and "no course here" in elsewhere.stderr
+    assert "--course" in elsewhere.stderr
+
+
+def test_a_student_missing_from_the_roster_is_noted(tmp_path_factory):
+    course = make_class(tmp_path_factory, "roster", ["blank"])
+    with Gradebook(Course(str(course)).db_url, COURSE_ID) as gradebook:
+        gradebook.add_student("ada", first_name="Ada", last_name="Lovelace")
+    result = grade(course, "ps1")
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "roster" in line]
+    assert notes == ["note: blank is not in the gradebook's roster (graded all the same; add "
+                     "them with `nbgrader db student add blank`)"]
+    assert scores(course) == {"blank": 0.0}

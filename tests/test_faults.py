@@ -223,3 +223,40 @@ def test_a_failed_submission_is_never_a_zero_in_the_grade_tables(tmp_path_factor
     assert problems[0]["reason"]
     with open(course / "reports" / "ps1-pass-rates.csv") as data:
         assert {int(row["students"]) for row in csv.DictReader(data)} == {1}
+
+
+def _busy(count):
+    """``count`` processes that each keep a core busy (the machine's other work)."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+
+
+def test_on_a_busy_machine_limits_are_cpu_time_and_still_stop_loops_and_sleeps(
+        tmp_path_factory):
+    from tests.test_grading import cell_scores, submit
+    course = make_class(tmp_path_factory, "busy", ["full"])
+    CPU_LIMIT, WALL_LIMIT = 4, 30  # seconds per cell
+    with open(course / "nbgrader_config.py", "a") as config:
+        config.write("\nc.LimitedExecute.cell_cpu_limit = %d\nc.Execute.timeout = %d\n"
+                     % (CPU_LIMIT, WALL_LIMIT))
+    after_relu = "return output_gradient * (input_array > 0)"
+    submit(course, "loops", [("relu_solution", after_relu,
+                              after_relu + "\n\n\nwhile True:\n    pass")])
+    submit(course, "sleeps", [("relu_solution", after_relu,
+                               after_relu + "\n\n\nimport time\ntime.sleep(10**6)")])
+    hogs = _busy(2 * (os.cpu_count() or 1))  # two per core: every kernel gets a third of one
+    try:
+        result = grade(course, "ps1", "--workers", "2")
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert result.returncode == 0, result.stderr
+    # each cell's work is judged by the CPU time it used, not by how long the machine took
+    assert scores(course) == {"full": expected_total("full"), "loops": expected_total("full"),
+                              "sleeps": expected_total("full")}
+    for student, error in (("loops", "CPUTimeLimit"), ("sleeps", "KeyboardInterrupt")):
+        _, notebook = cell_scores(course, student)
+        stopped = [cell for cell in notebook.cells if cell.cell_type == "code"
+                   and any(output.get("ename") == error for output in cell.outputs)]
+        assert len(stopped) == 1, (student, [c.outputs for c in stopped])
+        assert "while True" in stopped[0].source or "sleep" in stopped[0].source

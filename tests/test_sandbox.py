@@ -256,7 +256,9 @@ def batch(tmp_path_factory):
     course = make_course.__wrapped__(tmp_path_factory.mktemp("hostile"))
     with open(course / "nbgrader_config.py", "a") as config:
         config.write("\nc.Execute.timeout = %d\nc.LimitedExecute.notebook_timeout = %d\n"
-                     % (CELL_TIMEOUT, NOTEBOOK_TIMEOUT))
+                     "c.LimitedExecute.cell_cpu_limit = %d\n"
+                     "c.LimitedExecute.notebook_cpu_limit = %d\n"
+                     % (CELL_TIMEOUT, NOTEBOOK_TIMEOUT, CELL_TIMEOUT, NOTEBOOK_TIMEOUT))
     release = nbformat.read(course / "release" / "ps1" / "ps1.ipynb", 4)
     students = {"control": samples.filled_notebook(release, source_notebook("ps1")),
                 "blank": release}
