@@ -11,7 +11,8 @@ import time
 import nbformat
 
 from . import markers, report, samples
-from .course import Course, CourseError, environment_on_path, find_course
+from .course import (Course, CourseError, check_gradebook, environment_on_path,
+                     find_course)
 from .grader import ClassGrader, DaskExecutor, GradingError, LocalExecutor, Stop
 from .datasets import write_offline_datasets
 
@@ -114,7 +115,8 @@ def cmd_grade(course, args):
         for line in notes:
             print("note: " + line, file=sys.stderr)
         submissions.extend((problem_set, student) for student in ready)
-    enrolled = report.roster(course.db_url)
+    with course.gradebook_lock():  # opening a new gradebook creates its tables
+        enrolled = report.roster(course.db_url)
     for student in sorted({student for _, student in submissions} - enrolled if enrolled
                           else ()):
         print("note: %s is not in the gradebook's roster (graded all the same; add them with "
@@ -149,7 +151,7 @@ def cmd_grade(course, args):
     try:
         grader = ClassGrader(course, executor, progress=progress, sandbox=not args.no_sandbox)
         for problem_set in sorted({ps for ps, _ in submissions}):
-            with stop.held():
+            with stop.held(), course.gradebook_lock():
                 grader.register(problem_set)
         outcomes = grader.grade(submissions, force=args.force, stop=stop)
     except KeyboardInterrupt:
@@ -322,6 +324,8 @@ def main(argv=None):
             course = Course(args.course or find_course(os.getcwd()),
                             db_url=getattr(args, "db", None))
             course.require_course()
+            if getattr(args, "db", None):
+                check_gradebook(args.db)
         return args.run(course, args)
     except (CourseError, GradingError) as error:
         print("error: %s" % error, file=sys.stderr)

@@ -1,5 +1,6 @@
 """The course folder: where nbgrader's folders are, and running nbgrader on them."""
 
+import contextlib
 import json
 import os
 import re
@@ -30,6 +31,51 @@ def _reason(lines):
 
 class CourseError(Exception):
     """A problem with the instructor's input, reported as one line."""
+
+
+# the package that provides a database driver module, where its name is not the module's
+_DRIVER_PACKAGES = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary",
+                    "pymysql": "PyMySQL", "MySQLdb": "mysqlclient"}
+
+
+def check_gradebook(url):
+    """One line (CourseError) if the gradebook at ``url`` cannot be used: not a URL, a kind
+    of database SQLAlchemy does not know, a driver that is not installed, a server that cannot
+    be reached (PostgreSQL: ``postgresql://user@host/database``, or on a Unix socket
+    ``postgresql://user@/database?host=/folder``)."""
+    import sqlalchemy
+    from sqlalchemy.engine import make_url
+    try:
+        parsed = make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise CourseError("not a database URL: %r (expected sqlite:///path/gradebook.db or "
+                          "postgresql://user@host/database)" % url)
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        dialect = parsed.get_dialect()
+    except sqlalchemy.exc.NoSuchModuleError:
+        raise CourseError("unknown kind of database in the gradebook URL %s (nbgrader's "
+                          "gradebook works with sqlite:// and postgresql://)" % shown)
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        module = (exc.name or str(exc)).split(".")[0]
+        raise CourseError("the gradebook URL %s needs the Python package %s, which is not "
+                          "installed (pip install %s)"
+                          % (shown, module, _DRIVER_PACKAGES.get(module, module)))
+    if parsed.get_backend_name() == "sqlite":
+        return
+    engine = sqlalchemy.create_engine(parsed, connect_args=(
+        {"connect_timeout": 10} if parsed.get_backend_name() == "postgresql" else {}))
+    try:
+        with engine.connect():
+            pass
+    except sqlalchemy.exc.DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines() if exc.orig else []
+        raise CourseError("cannot reach the gradebook database %s: %s"
+                          % (shown, reason[0] if reason else type(exc.orig).__name__))
+    finally:
+        engine.dispose()
 
 
 def environment_on_path():
@@ -75,6 +121,29 @@ class Course:
         """The gradebook: SQLite in the course folder (as nbgrader_config.py sets it), unless
         another database URL was given (PostgreSQL, when several machines grade)."""
         return self._db_url or "sqlite:///" + self.path("gradebook.db")
+
+    @contextlib.contextmanager
+    def gradebook_lock(self):
+        """Held while creating what two graders sharing a gradebook would both create (its
+        tables, a problem set's cells): a PostgreSQL advisory lock, so that graders on several
+        machines take turns. A SQLite gradebook is one file on one machine: no lock."""
+        import sqlalchemy
+        url = sqlalchemy.engine.make_url(self.db_url)
+        if url.get_backend_name() != "postgresql":
+            yield
+            return
+        engine = sqlalchemy.create_engine(url)
+        try:
+            with engine.connect() as connection:
+                key = sqlalchemy.text("SELECT pg_advisory_lock(hashtext('nncourse gradebook'))")
+                connection.execute(key)
+                try:
+                    yield
+                finally:
+                    connection.execute(sqlalchemy.text(
+                        "SELECT pg_advisory_unlock(hashtext('nncourse gradebook'))"))
+        finally:
+            engine.dispose()
 
     def _db_option(self):
         return ["--CourseDirectory.db_url=" + self._db_url] if self._db_url else []

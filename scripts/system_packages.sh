@@ -1,27 +1,38 @@
 #!/usr/bin/env bash
-# Installs the system packages nncourse needs beyond Python: bubblewrap (bwrap), the sandbox
-# that `nncourse grade` runs students' code in (Linux only). Without it, grading refuses to
-# run unless told --no-sandbox.
+# Installs the system packages nncourse needs beyond Python (Linux only):
+# - bubblewrap (bwrap): the sandbox that `nncourse grade` runs students' code in; without it,
+#   grading refuses to run unless told --no-sandbox;
+# - postgresql: the server programs (initdb, pg_ctl) that the tests start a throwaway
+#   PostgreSQL gradebook with (tests/test_database.py). Grading itself needs no server.
 set -uo pipefail
 [ "$(uname -s)" = Linux ] || exit 0
-command -v bwrap >/dev/null && exit 0
+
+missing=()
+command -v bwrap >/dev/null || missing+=(bubblewrap)
+{ command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
+  || missing+=(postgresql)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
 if [ "$(id -u)" = 0 ]; then
   sudo=""
 elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
   sudo="sudo -n"
 else
-  echo "warning: bubblewrap is not installed and cannot be installed without root;" \
-       "install it (apt-get install bubblewrap) to grade in the sandbox" >&2
+  echo "warning: ${missing[*]} not installed and cannot be installed without root; install" \
+       "them with your package manager (bubblewrap to grade in the sandbox, postgresql for" \
+       "the database tests)" >&2
   exit 0
 fi
+echo "installing ${missing[*]}"
 if command -v apt-get >/dev/null; then
-  echo "installing bubblewrap (the grading sandbox)"
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
-    || { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq bubblewrap >/dev/null; } \
-    || echo "warning: could not install bubblewrap" >&2
+  $sudo apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \
+    || { $sudo apt-get update -qq >/dev/null 2>&1 \
+         && $sudo apt-get install -y -qq "${missing[@]}" >/dev/null; } \
+    || echo "warning: could not install ${missing[*]}" >&2
 elif command -v dnf >/dev/null; then
-  $sudo dnf install -y -q bubblewrap || echo "warning: could not install bubblewrap" >&2
+  packages=("${missing[@]/postgresql/postgresql-server}")
+  $sudo dnf install -y -q "${packages[@]}" || echo "warning: could not install ${missing[*]}" >&2
 else
-  echo "warning: install bubblewrap with your package manager to grade in the sandbox" >&2
+  echo "warning: install ${missing[*]} with your package manager" >&2
 fi

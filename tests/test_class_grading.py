@@ -42,10 +42,10 @@ def grade(course, *args, **kwargs):
     return run(["nncourse", "--course", str(course), "grade", *args], cwd=course, **kwargs)
 
 
-def gradebook_snapshot(course):
+def gradebook_snapshot(course, db_url=None):
     """Every recorded grade and comment, by (student, notebook, cell)."""
     snapshot = {}
-    with Gradebook(Course(str(course)).db_url, COURSE_ID) as gradebook:
+    with Gradebook(db_url or Course(str(course)).db_url, COURSE_ID) as gradebook:
         for submission in gradebook.assignment_submissions("ps1"):
             snapshot[(submission.student_id, "submitted at")] = str(submission.timestamp)
             for notebook in submission.notebooks:

@@ -1,0 +1,272 @@
+"""Faults injected into `nncourse grade` of a 16-student ps1 class on 2 workers, with real
+signals and processes, and what survives each: how many submissions the faulty run graded,
+how many grades are lost or wrong (against a clean run of the same class), once that run has
+ended and again after one more run of the same command, what it left behind (processes,
+zygote folders, cgroups), and the seconds the faulty run took (for Ctrl-C: to stop).
+
+    .venv/bin/python benchmarks/faults.py [--students 16] [--only ctrl-c]
+
+Run from the repository root. Each fault gets a fresh copy of the class.
+"""
+
+import argparse
+import csv
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from _classes import environment, mixed_class, submit_class, write_course
+from nncourse import markers
+from nncourse.kernels import delegated_cgroups
+
+
+class Run:
+    """One `nncourse grade ps1` in a process group of its own."""
+
+    def __init__(self, folder, *args):
+        self.folder = folder
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            [os.path.join(os.path.dirname(sys.executable), "nncourse"), "--course", folder,
+             "grade", "ps1", "--workers", "2", *args], cwd=folder, env=environment(folder),
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            start_new_session=True)
+        self.graded = 0
+
+    def until_graded(self, count):
+        for line in self.process.stdout:
+            self.graded += ": graded" in line
+            if self.graded >= count:
+                return
+        raise SystemExit("the run ended before %d submissions were graded" % count)
+
+    def finish(self, timeout=1800):
+        out, _ = self.process.communicate(timeout=timeout)
+        self.graded += out.count(": graded")
+        return time.monotonic() - self.started
+
+    def below(self):
+        return _descendants(self.process.pid)
+
+
+def _processes():
+    out = subprocess.run(["ps", "-e", "-ww", "-o", "pid=,ppid=,stat=,args="],
+                         capture_output=True, text=True).stdout
+    table = {}
+    for line in out.splitlines():
+        pid, ppid, state, *args = line.split(None, 3)
+        if not state.startswith("Z"):
+            table[int(pid)] = (int(ppid), args[0] if args else "")
+    return table
+
+
+def _descendants(root):
+    table = _processes()
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, (ppid, _) in table.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def _zygote_folders():
+    return {name for name in os.listdir("/tmp") if name.startswith("nncourse-zygote-")}
+
+
+def _cgroups():
+    return {os.path.join(parent, name) for parent in set(delegated_cgroups().values())
+            for name in os.listdir(parent) if name.startswith("nncourse-")}
+
+
+def _scores(folder):
+    """{student: score} as the class grade table gives it ("" where there is none)."""
+    path = os.path.join(folder, "reports", "grades.csv")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as data:
+        return {row["student"]: row.get("ps1", "") for row in csv.DictReader(data)}
+
+
+def _lost(folder, expected):
+    """Students whose grade is missing or differs from the clean run's; and those marked
+    done whose feedback is missing."""
+    scores = _scores(folder)
+    wrong = sum(scores.get(student) != score for student, score in expected.items())
+    for student in expected:
+        marker = markers.read(os.path.join(folder, "autograded", student, "ps1"))
+        html = os.path.join(folder, "feedback", student, "ps1", "ps1.html")
+        if marker and marker["status"] == markers.GRADED and not os.path.exists(html):
+            wrong += 1
+    return wrong
+
+
+class Bench:
+    def __init__(self, scratch, students):
+        self.scratch, self.students, self.count = scratch, students, 0
+        self.rows = []
+        self.expected = None
+
+    def course(self, config=""):
+        self.count += 1
+        folder = os.path.join(self.scratch, "course%02d" % self.count)
+        write_course(folder, stock=False)
+        if config:
+            with open(os.path.join(folder, "nbgrader_config.py"), "a") as out:
+                out.write("\n" + config + "\n")
+        submit_class(folder, self.students)
+        return folder
+
+    def record(self, fault, folder, run, seconds, below, rerun=True, expected=None):
+        folders, cgroups = _zygote_folders(), _cgroups()
+        time.sleep(10)  # whatever outlives the grader has had time to notice
+        alive = len(below & set(_processes()))
+        expected = expected or self.expected
+        lost_now = _lost(folder, expected)
+        lost_after = "-"
+        if rerun:
+            again = Run(folder)
+            again.finish()
+            lost_after = _lost(folder, expected)
+        left = "%d processes, %d folders, %d cgroups" % (
+            alive, len(_zygote_folders() & (folders - self.folders_before)),
+            len(_cgroups() & (cgroups - self.cgroups_before)))
+        self.rows.append((fault, run.graded, lost_now, lost_after, left, seconds))
+        print("  %s: graded %d, lost %s then %s, left %s, %.0f s"
+              % (fault, run.graded, lost_now, lost_after, left, seconds), flush=True)
+
+    def clean(self):
+        self.folders_before, self.cgroups_before = _zygote_folders(), _cgroups()
+        folder = self.course()
+        run = Run(folder)
+        seconds = run.finish()
+        self.expected = _scores(folder)
+        self.record("none (a clean run)", folder, run, seconds, set(), rerun=False)
+
+    def worker_killed(self):
+        folder = self.course()
+        run = Run(folder)
+        run.until_graded(4)
+        workers = [pid for pid, (ppid, args) in _processes().items()
+                   if ppid == run.process.pid and "spawn_main" in args
+                   and "resource_tracker" not in args]
+        below = run.below()
+        os.kill(workers[0], signal.SIGKILL)
+        self.record("SIGKILL of one pool worker at [4/%d]" % len(self.students), folder, run,
+                    run.finish(), below - {workers[0]}, rerun=False)
+
+    def grader_killed(self):
+        folder = self.course()
+        run = Run(folder)
+        run.until_graded(6)
+        below = run.below()
+        os.kill(run.process.pid, signal.SIGKILL)
+        seconds = run.finish()
+        self.record("SIGKILL of the grader at [6/%d], then a rerun" % len(self.students),
+                    folder, run, seconds, below)
+
+    def feedback_killed(self):
+        folder = self.course()
+        run = Run(folder)
+        feedback = os.path.join(folder, "feedback")
+        while not (os.path.isdir(feedback) and any(name.startswith(".partial")
+                                                   for name in os.listdir(feedback))):
+            time.sleep(0.005)
+        below = run.below()
+        os.kill(run.process.pid, signal.SIGKILL)
+        seconds = run.finish()
+        self.record("SIGKILL while feedback is written, then a rerun", folder, run, seconds,
+                    below)
+
+    def ctrl_c(self, trials=3):
+        folder = self.course()
+        slowest, graded, below = 0.0, 0, set()
+        for trial in range(trials):
+            run = Run(folder, "--force")
+            run.until_graded(2 + 2 * trial)
+            below |= run.below()
+            asked = time.monotonic()
+            os.killpg(run.process.pid, signal.SIGINT)
+            run.finish(timeout=300)
+            slowest = max(slowest, time.monotonic() - asked)
+            graded += run.graded
+            if run.process.returncode != 130:
+                print("  Ctrl-C trial %d: exit status %s" % (trial, run.process.returncode))
+        run.graded = graded
+        self.record("Ctrl-C (SIGINT to the group), %d trials: seconds to stop" % trials,
+                    folder, run, slowest, below)
+
+    def kernel_killed(self):
+        folder = self.course()
+        run = Run(folder)
+        run.until_graded(3)
+        table = _processes()
+        below = run.below()
+        zygotes = {pid for pid, (ppid, args) in table.items() if pid in below
+                   and "zygote" in args and not args.startswith("bwrap")
+                   and table.get(ppid, (0, ""))[1].startswith("bwrap")}
+        kernels = [pid for pid, (ppid, _) in table.items() if ppid in zygotes]
+        os.kill(kernels[0], signal.SIGKILL)
+        self.record("a kernel killed from outside", folder, run, run.finish(), set(),
+                    rerun=False)
+
+    def busy(self):
+        hogs = []
+        try:
+            for label, config in (
+                    ("busy machine, cells limited to 4 s of wall-clock time (the old limit)",
+                     "c.LimitedExecute.cell_cpu_limit = 0\nc.Execute.timeout = 4"),
+                    ("busy machine, cells limited to 4 s of CPU time (now)",
+                     "c.LimitedExecute.cell_cpu_limit = 4\nc.Execute.timeout = 60")):
+                folder = self.course(config)
+                if not hogs:
+                    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                            for _ in range(2 * (os.cpu_count() or 1))]
+                run = Run(folder)
+                self.record(label, folder, run, run.finish(), set(), rerun=False)
+        finally:
+            for hog in hogs:
+                hog.kill()
+                hog.wait()
+
+    def failed_submission(self):
+        folder = self.course()
+        wrong = os.path.join(folder, "submitted", "wrongset", "ps1")
+        os.makedirs(wrong)
+        with open(os.path.join(folder, "release", "ps2", "ps2.ipynb")) as data, \
+                open(os.path.join(wrong, "ps1.ipynb"), "w") as out:
+            out.write(data.read())
+        run = Run(folder)
+        seconds = run.finish()
+        score = _scores(folder).get("wrongset")
+        self.record("another problem set's notebook (grades.csv: %r)" % score, folder, run,
+                    seconds, set(), rerun=False, expected=dict(self.expected, wrongset=""))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=16)
+    parser.add_argument("--only", help="one fault: worker, grader, feedback, ctrl-c, kernel, "
+                                       "busy, failed")
+    args = parser.parse_args()
+    faults = {"worker": "worker_killed", "grader": "grader_killed",
+              "feedback": "feedback_killed", "ctrl-c": "ctrl_c", "kernel": "kernel_killed",
+              "busy": "busy", "failed": "failed_submission"}
+    with tempfile.TemporaryDirectory(prefix="nncourse-faults-") as scratch:
+        bench = Bench(scratch, mixed_class(args.students))
+        print("%d-student ps1 class, 2 workers, %d cores" % (args.students, os.cpu_count()))
+        bench.clean()
+        for name, method in faults.items():
+            if args.only in (None, name):
+                getattr(bench, method)()
+    print("\n| fault | graded by that run | lost or wrong after it | after a rerun | "
+          "left behind | seconds |\n|---|---|---|---|---|---|")
+    for fault, graded, lost_now, lost_after, left, seconds in bench.rows:
+        print("| %s | %d | %s | %s | %s | %.0f |" % (fault, graded, lost_now, lost_after, left,
+                                                     seconds))
+
+
+if __name__ == "__main__":
+    main()
