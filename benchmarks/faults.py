@@ -20,7 +20,7 @@ import time
 
 from _classes import environment, mixed_class, submit_class, write_course
 from nncourse import markers
-from nncourse.kernels import delegated_cgroups
+from nncourse.kernels import delegated_cgroups, descendants
 
 
 class Run:
@@ -49,7 +49,7 @@ class Run:
         return time.monotonic() - self.started
 
     def below(self):
-        return _descendants(self.process.pid)
+        return set(descendants(self.process.pid)) - {self.process.pid}
 
 
 def _processes():
@@ -61,15 +61,6 @@ def _processes():
         if not state.startswith("Z"):
             table[int(pid)] = (int(ppid), args[0] if args else "")
     return table
-
-
-def _descendants(root):
-    table = _processes()
-    found, frontier = set(), {root}
-    while frontier:
-        frontier = {pid for pid, (ppid, _) in table.items() if ppid in frontier} - found
-        found |= frontier
-    return found
 
 
 def _zygote_folders():

@@ -200,7 +200,10 @@ def _interrupted(progress, executor, signum):
         sys.stdout.flush()
         sys.stderr.flush()
         # not sys.exit: the pool's threads, waiting on workers that are gone, would hold the
-        # interpreter's exit
+        # interpreter's exit. The pool's semaphores are released first (finalizers that do not
+        # wait), or multiprocessing's resource tracker would warn about them on the way out.
+        import multiprocessing.util
+        multiprocessing.util._run_finalizers(0)
         os._exit(128 + signum)
 
 

@@ -478,7 +478,7 @@ class Sandbox:
                 "read_only": [mpl] + self.read_only}
 
 
-def _descendants(root):
+def descendants(root):
     """``root`` and every process below it."""
     found, frontier = [root], [root]
     while frontier:
@@ -555,7 +555,7 @@ def _confine(root, limits):
                     if os.path.exists(os.path.join(folder, setting)):
                         with open(os.path.join(folder, setting), "w") as out:
                             out.write(str(value))
-            for pid in _descendants(root):
+            for pid in descendants(root):
                 with open(os.path.join(folder, "cgroup.procs"), "w") as out:
                     out.write(str(pid))
         except OSError:

@@ -270,11 +270,13 @@ def test_a_copied_or_split_test_cell_is_named_and_graded_from_its_first_copy(
     grade_id = full.cells[first_test].metadata.nbgrader["grade_id"]
     copied = copy.deepcopy(full)
     copied.cells.insert(first_test + 1, copy.deepcopy(full.cells[first_test]))
+    copied.cells[first_test + 1].id = "a-copy"  # as Jupyter gives a pasted cell
     split = copy.deepcopy(full)  # Jupyter's "split cell" gives both halves the metadata
     lines = split.cells[first_test].source.splitlines()
     second = copy.deepcopy(split.cells[first_test])
     split.cells[first_test].source = "\n".join(lines[:len(lines) // 2])
     second.source = "\n".join(lines[len(lines) // 2:])
+    second.id = "second-half"
     split.cells.insert(first_test + 1, second)
     for student, notebook in (("copied", copied), ("split", split)):
         (course / "submitted" / student / "ps1").mkdir(parents=True)
@@ -359,8 +361,9 @@ def test_commands_work_on_the_course_folder_they_are_run_in(tmp_path_factory, tm
 
 def test_a_student_missing_from_the_roster_is_noted(tmp_path_factory):
     course = make_class(tmp_path_factory, "roster", ["blank"])
-    with Gradebook(Course(str(course)).db_url, COURSE_ID) as gradebook:
-        gradebook.add_student("ada", first_name="Ada", last_name="Lovelace")
+    added = run(["nbgrader", "db", "student", "add", "ada", "--first-name", "Ada",
+                 "--last-name", "Lovelace"], cwd=course)
+    assert added.returncode == 0, added.stderr
     result = grade(course, "ps1")
     assert result.returncode == 0, result.stderr
     notes = [line for line in result.stderr.splitlines() if "roster" in line]

@@ -13,6 +13,7 @@ import sys
 import time
 
 from nncourse import markers as marker_files
+from nncourse.kernels import descendants
 from tests.test_class_grading import (expected_total, grade, make_class, markers, scores)
 
 ENV = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
@@ -36,13 +37,8 @@ def _processes():
     return found
 
 
-def _descendants(root):
-    table = _processes()
-    found, frontier = set(), {root}
-    while frontier:
-        frontier = {pid for pid, (ppid, _) in table.items() if ppid in frontier} - found
-        found |= frontier
-    return found
+def _below(pid):
+    return set(descendants(pid)) - {pid}
 
 
 def _wait_until_gone(pids, seconds=20):
@@ -90,7 +86,7 @@ def test_a_killed_grader_leaves_nothing_running_and_the_next_run_grades_only_the
     folders_before = _zygote_folders()
     process = _start(course, "--workers", "2")
     _until(process, ": graded in", 2)
-    below = _descendants(process.pid)  # workers, resource tracker, bwrap, zygotes, kernels
+    below = _below(process.pid)  # workers, resource tracker, bwrap, zygotes, kernels
     assert len(below) >= 4
     os.kill(process.pid, signal.SIGKILL)  # the grader only: what it started must follow
     process.wait()
@@ -129,7 +125,7 @@ def test_a_kernel_killed_from_outside_is_graded_again_in_a_fresh_kernel(tmp_path
     deadline, killed = time.monotonic() + 120, None
     while killed is None and time.monotonic() < deadline:
         table = _processes()
-        below = _descendants(process.pid)
+        below = _below(process.pid)
         zygotes = {pid for pid, (ppid, args) in table.items() if pid in below
                    and "zygote" in args and not args.startswith("bwrap")
                    and table.get(ppid, (0, ""))[1].startswith("bwrap")}
@@ -158,7 +154,7 @@ def test_ctrl_c_stops_at_once_with_one_line_and_loses_nothing(tmp_path_factory):
     for trial in range(2):  # at two moments: after the first and after the second grade
         process = _start(course, "--workers", "2", "--force", new_session=True)
         _until(process, ": graded in", trial + 1)
-        below = _descendants(process.pid)
+        below = _below(process.pid)
         interrupted = time.monotonic()
         os.killpg(process.pid, signal.SIGINT)  # as the terminal sends it: to the whole group
         out, err = process.communicate(timeout=60)
