@@ -32,7 +32,7 @@ here=$(pwd -P)
 where=$(cd / && "$here/.venv/bin/python" -c 'import nncourse, os; print(os.path.dirname(os.path.dirname(os.path.realpath(nncourse.__file__))))' 2>/dev/null || true)
 # The `nncourse` program names the interpreter of the clone that installed it last (a clone
 # since deleted, perhaps): it must be this one's.
-shebang=$(head -1 .venv/bin/nncourse 2>/dev/null | cut -c3-)
+shebang=$(head -1 .venv/bin/nncourse 2>/dev/null | cut -c3- || true)
 if [ "$where" != "$here" ] || [ "$shebang" != "$here/.venv/bin/python" ]; then
   .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 \
     | grep -vE "^WARNING: Location|!!|^ *$|wheel_obj|SetuptoolsDeprecationWarning|\*\*\*|^ {2,}" || true
