@@ -1,7 +1,6 @@
 """Scratch courses for the benchmarks: the same submissions (ps1 unless said otherwise)
 graded by stock nbgrader and by nncourse. Run from the repository root."""
 
-import importlib
 import os
 import re
 import shutil
@@ -11,10 +10,9 @@ import sys
 import nbformat
 
 from nncourse import samples
+from nncourse.catalogue import load as load_catalogue
 from nncourse.course import ROOT
 from nncourse.datasets import write_offline_datasets
-
-sys.path.insert(0, ROOT)  # the mutants come from tests/catalogue
 
 
 def write_course(folder, stock, problem_set="ps1"):
@@ -36,7 +34,7 @@ def write_course(folder, stock, problem_set="ps1"):
 def mixed_class(count, problem_set="ps1"):
     """``count`` students: half correct (the reference or a rewrite), a third with one
     mistake from the problem set's catalogue, the rest blank."""
-    catalogue = importlib.import_module("tests.catalogue." + problem_set)
+    catalogue = load_catalogue(problem_set)
     mutants = list(catalogue.MUTANTS)
     students = {}
     for number in range(count):

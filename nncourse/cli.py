@@ -1,7 +1,6 @@
 """The instructor's command line: ``nncourse release|grade|demo|figures|data``."""
 
 import argparse
-import importlib.util
 import os
 import shutil
 import signal
@@ -11,6 +10,7 @@ import time
 import nbformat
 
 from . import markers, report, samples
+from .catalogue import load as load_catalogue
 from .course import (Course, CourseError, check_gradebook, environment_on_path,
                      find_course)
 from .grader import ClassGrader, DaskExecutor, GradingError, LocalExecutor, Stop
@@ -229,17 +229,9 @@ def _report(course, problem_set, table, failures):
           % (problem_set, problem_set, problem_set))
 
 
-def _catalogue(course, problem_set):
-    path = course.path("tests", "catalogue", problem_set + ".py")
-    spec = importlib.util.spec_from_file_location("catalogue_" + problem_set, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def build_demo_submissions(course, problem_set="ps1"):
     """Sample class: a full solution, a blank one, one with a bug, one written differently."""
-    catalogue = _catalogue(course, problem_set)
+    catalogue = load_catalogue(problem_set)
     bug = next(m for m in catalogue.MUTANTS if m.name == "bias gradient averaged instead of summed")
     students = {
         "ada": [],

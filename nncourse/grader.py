@@ -227,8 +227,11 @@ class LocalExecutor:
         return isinstance(exc, futures.process.BrokenProcessPool)
 
     def restart(self):
-        """A new pool in place of a broken one (its dead workers' zygotes die with them)."""
+        """A new pool in place of a broken one (its dead workers' zygotes die with them, and
+        what those leave is removed)."""
+        from .kernels import remove_leftovers
         self.pool.shutdown(wait=False, cancel_futures=True)
+        remove_leftovers()
         self.pool = self._new_pool()
 
     def wait(self, pending, stop):

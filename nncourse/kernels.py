@@ -611,10 +611,13 @@ def remove_leftovers(older_than=60.0):
             continue
         for name in names:
             folder = os.path.join(parent, name)
+            owner = name[len("nncourse-"):]  # the zygote's bwrap (see _confine)
             try:
                 with open(os.path.join(folder, "cgroup.procs")) as data:
                     busy = bool(data.read().strip())
-                if not busy and now - os.stat(folder).st_mtime >= older_than:
+                # (a cgroup is empty for a moment between its making and its first process)
+                gone = owner.isdigit() and _start_time(int(owner)) is None
+                if not busy and (gone or now - os.stat(folder).st_mtime >= older_than):
                     os.rmdir(folder)
                     removed += 1
             except OSError:

@@ -59,7 +59,6 @@ def course(tmp_path):
     for name in ("source", "release", "solutions"):
         shutil.copytree(os.path.join(ROOT, name), root / name)
     shutil.copy(os.path.join(ROOT, "nbgrader_config.py"), root)
-    shutil.copytree(os.path.join(ROOT, "tests", "catalogue"), root / "tests" / "catalogue")
     return root
 
 

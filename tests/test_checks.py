@@ -12,8 +12,8 @@ import pytest
 
 from nncourse import checks
 from nncourse.checks import wire
-from tests.catalogue import ps1 as catalogue, ps2 as catalogue_ps2, ps3 as catalogue_ps3
-from tests.catalogue import ps4 as catalogue_ps4, ps5 as catalogue_ps5
+from nncourse.catalogue import ps1 as catalogue, ps2 as catalogue_ps2, ps3 as catalogue_ps3
+from nncourse.catalogue import ps4 as catalogue_ps4, ps5 as catalogue_ps5
 from tests.conftest import reference_namespace, source_notebook
 
 CATALOGUES = {"ps1": catalogue, "ps2": catalogue_ps2, "ps3": catalogue_ps3,

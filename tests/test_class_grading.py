@@ -13,7 +13,7 @@ from nbgrader.api import Gradebook
 from nncourse import report
 from nncourse.course import COURSE_ID, Course
 from nncourse.markers import MARKER
-from tests.catalogue import ps1 as catalogue
+from nncourse.catalogue import ps1 as catalogue
 from tests.conftest import run, source_notebook
 from tests.test_grading import cell_scores, expected_points, submit
 

@@ -11,8 +11,8 @@ from nncourse import samples
 from nncourse.course import Course
 from nncourse.datasets import write_offline_datasets
 from nncourse.report import grade_table
-from tests.catalogue import ps1 as catalogue, ps2 as catalogue_ps2, ps3 as catalogue_ps3
-from tests.catalogue import ps4 as catalogue_ps4, ps5 as catalogue_ps5
+from nncourse.catalogue import ps1 as catalogue, ps2 as catalogue_ps2, ps3 as catalogue_ps3
+from nncourse.catalogue import ps4 as catalogue_ps4, ps5 as catalogue_ps5
 from tests.conftest import run, source_notebook
 
 HOSTILE = [("linear_solution", "return input_array @ self.W + self.b", """return input_array @ self.W

@@ -1,13 +1,12 @@
 """The rules on what graded code may use, read from the source (nncourse/policy.py), on small
 notebooks built in code and on the course's own reference, rewrites and mistakes."""
 
-import importlib
-
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from nncourse import samples
+from nncourse.catalogue import load as load_catalogue
 from nncourse.checks import PROBLEM_SETS
 from nncourse.grading import review_submission
 from tests.conftest import source_notebook
@@ -41,7 +40,7 @@ def with_cell(notebook, grade_id, code, replace=False):
 
 @pytest.mark.parametrize("problem_set", PROBLEM_SETS)
 def test_the_reference_every_rewrite_and_every_mistake_follow_the_rules(problem_set):
-    catalogue = importlib.import_module("tests.catalogue." + problem_set)
+    catalogue = load_catalogue(problem_set)
     assert review_submission(*restored(problem_set), problem_set).costs == {}
     assert review_submission(*restored(problem_set, release=True), problem_set).costs == {}
     assert review_submission(*restored(problem_set, catalogue.EQUIVALENT), problem_set).costs == {}

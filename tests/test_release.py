@@ -8,6 +8,7 @@ import re
 import nbformat
 import pytest
 
+from nncourse.checks import PROBLEM_SETS
 from nncourse.course import ROOT
 from tests.conftest import run, source_notebook
 
@@ -15,9 +16,6 @@ from tests.conftest import run, source_notebook
 def cells(path):
     notebook = nbformat.read(path, 4)
     return [(c.cell_type, c.source, c.metadata.get("nbgrader")) for c in notebook.cells]
-
-
-PROBLEM_SETS = ["ps1", "ps2", "ps3", "ps4", "ps5"]
 
 
 @pytest.mark.parametrize("problem_set", PROBLEM_SETS)

@@ -5,11 +5,9 @@ exactly the checks it must fail. The training check trains a network built from 
 student's classes, so a wrong gradient anywhere also costs the training points.
 """
 
-from tests.catalogue.ps1 import Mutant
+from nncourse.catalogue import mutants_of
 
-
-def mutant(name, cell, old, new, breaks):
-    return Mutant(name, [(cell, old, new)], frozenset("ps2." + b for b in breaks))
+mutant = mutants_of("ps2")
 
 
 MUTANTS = [

@@ -1,10 +1,8 @@
 """Realistic wrong implementations of ps5 (mutants) and correct ones written differently."""
 
-from tests.catalogue.ps1 import Mutant
+from nncourse.catalogue import mutants_of
 
-
-def mutant(name, cell, old, new, breaks):
-    return Mutant(name, [(cell, old, new)], frozenset("ps5." + b for b in breaks))
+mutant = mutants_of("ps5")
 
 
 FIRST = "first_net_solution"

@@ -5,13 +5,9 @@ might get it wrong, and names exactly the checks it must fail: every other check
 pass, so one mistake costs the points of the behaviour it breaks and no others.
 """
 
-from collections import namedtuple
+from nncourse.catalogue import mutants_of
 
-Mutant = namedtuple("Mutant", "name edits breaks")
-
-
-def mutant(name, cell, old, new, breaks):
-    return Mutant(name, [(cell, old, new)], frozenset("ps1." + b for b in breaks))
+mutant = mutants_of("ps1")
 
 
 LINEAR_UPDATE = """        input_gradient = output_gradient @ self.W.T

@@ -1,10 +1,8 @@
 """Realistic wrong implementations of ps4 (mutants) and correct ones written differently."""
 
-from tests.catalogue.ps1 import Mutant
+from nncourse.catalogue import Mutant, mutants_of
 
-
-def mutant(name, cell, old, new, breaks):
-    return Mutant(name, [(cell, old, new)], frozenset("ps4." + b for b in breaks))
+mutant = mutants_of("ps4")
 
 
 DATA = "data_solution"

@@ -1,10 +1,8 @@
 """Realistic wrong implementations of ps3 (mutants) and correct ones written differently."""
 
-from tests.catalogue.ps1 import Mutant
+from nncourse.catalogue import mutants_of
 
-
-def mutant(name, cell, old, new, breaks):
-    return Mutant(name, [(cell, old, new)], frozenset("ps3." + b for b in breaks))
+mutant = mutants_of("ps3")
 
 
 SIGMOID_FORWARD = """        x = x.view(-1, self.d_in)
