@@ -1,7 +1,8 @@
 """Faults injected into `nncourse grade` of a 16-student ps1 class on 2 workers, with real
 signals and processes, and what survives each: how many submissions the faulty run graded,
-how many grades are lost or wrong (against a clean run of the same class), once that run has
-ended and again after one more run of the same command, what it left behind (processes,
+how many of the submissions it marked done have a wrong grade or no feedback (against a clean
+run of the same class), how many grades are wrong or missing after one more run of the same
+command, what it left behind (processes,
 zygote folders, cgroups), and the seconds the faulty run took (for Ctrl-C: to stop).
 
     .venv/bin/python benchmarks/faults.py [--students 16] [--only ctrl-c]
@@ -10,7 +11,6 @@ Run from the repository root. Each fault gets a fresh copy of the class.
 """
 
 import argparse
-import csv
 import os
 import signal
 import subprocess
@@ -19,7 +19,8 @@ import tempfile
 import time
 
 from _classes import environment, mixed_class, submit_class, write_course
-from nncourse import markers
+from nncourse import markers, report
+from nncourse.course import Course
 from nncourse.kernels import delegated_cgroups, descendants
 
 
@@ -73,24 +74,31 @@ def _cgroups():
 
 
 def _scores(folder):
-    """{student: score} as the class grade table gives it ("" where there is none)."""
-    path = os.path.join(folder, "reports", "grades.csv")
-    if not os.path.exists(path):
+    """{student: score} as recorded in the course's gradebook ("" where grading failed)."""
+    gradebook = os.path.join(folder, "gradebook.db")
+    if not os.path.exists(gradebook):
         return {}
-    with open(path) as data:
-        return {row["student"]: row.get("ps1", "") for row in csv.DictReader(data)}
+    scores = {row["student"]: row["score"]
+              for row in report.grade_table("sqlite:///" + gradebook, "ps1")}
+    for student, (status, _) in markers.problems(Course(folder), "ps1").items():
+        if status == markers.FAILED:
+            scores[student] = ""
+    return scores
 
 
-def _lost(folder, expected):
-    """Students whose grade is missing or differs from the clean run's; and those marked
-    done whose feedback is missing."""
+def _wrong(folder, expected, done_only):
+    """Students whose grade in the gradebook differs from the clean run's, or whose feedback
+    is missing; ``done_only``: among those marked done (what a killed run must never get
+    wrong), else among all (what a rerun must leave right)."""
     scores = _scores(folder)
-    wrong = sum(scores.get(student) != score for student, score in expected.items())
-    for student in expected:
+    wrong = 0
+    for student, score in expected.items():
         marker = markers.read(os.path.join(folder, "autograded", student, "ps1"))
+        done = marker is not None and marker["status"] == markers.GRADED
+        if done_only and not done:
+            continue
         html = os.path.join(folder, "feedback", student, "ps1", "ps1.html")
-        if marker and marker["status"] == markers.GRADED and not os.path.exists(html):
-            wrong += 1
+        wrong += scores.get(student) != score or (done and not os.path.exists(html))
     return wrong
 
 
@@ -115,17 +123,17 @@ class Bench:
         time.sleep(10)  # whatever outlives the grader has had time to notice
         alive = len(below & set(_processes()))
         expected = expected or self.expected
-        lost_now = _lost(folder, expected)
+        lost_now = _wrong(folder, expected, done_only=True)
         lost_after = "-"
         if rerun:
             again = Run(folder)
             again.finish()
-            lost_after = _lost(folder, expected)
+            lost_after = _wrong(folder, expected, done_only=False)
         left = "%d processes, %d folders, %d cgroups" % (
             alive, len(_zygote_folders() & (folders - self.folders_before)),
             len(_cgroups() & (cgroups - self.cgroups_before)))
         self.rows.append((fault, run.graded, lost_now, lost_after, left, seconds))
-        print("  %s: graded %d, lost %s then %s, left %s, %.0f s"
+        print("  %s: graded %d, wrong %s then %s, left %s, %.0f s"
               % (fault, run.graded, lost_now, lost_after, left, seconds), flush=True)
 
     def clean(self):
@@ -252,8 +260,8 @@ def main():
         for name, method in faults.items():
             if args.only in (None, name):
                 getattr(bench, method)()
-    print("\n| fault | graded by that run | lost or wrong after it | after a rerun | "
-          "left behind | seconds |\n|---|---|---|---|---|---|")
+    print("\n| fault | graded by that run | of those marked done, wrong | wrong or missing "
+          "after a rerun | left behind | seconds |\n|---|---|---|---|---|---|")
     for fault, graded, lost_now, lost_after, left, seconds in bench.rows:
         print("| %s | %d | %s | %s | %s | %.0f |" % (fault, graded, lost_now, lost_after, left,
                                                      seconds))
