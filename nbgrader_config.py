@@ -11,22 +11,23 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nncourse.course import COURSE_ID  # noqa: E402
 from nncourse.markers import MARKER  # noqa: E402
-from nncourse.grading import (ExpandChecks, JudgeChecks, KeepFirstCopy,  # noqa: E402
-                              LimitedExecute, refuse_stock_autograde)
+from nncourse.autograde.execute import LimitedExecute  # noqa: E402
+from nncourse.autograde.preprocessors import (ExpandChecks, JudgeChecks,  # noqa: E402
+                                              KeepFirstCopy, refuse_stock_autograde)
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
 # Stock `nbgrader autograde` would run students' code outside the sandbox, in a kernel that
 # could import this checkout (and rewrite the hidden checks): it stops here with one line.
 # `nncourse grade` loads this file itself; Formgrader's autograde button is refused by
-# ExpandChecks (nncourse/grading.py).
+# ExpandChecks (nncourse/autograde/preprocessors.py).
 refuse_stock_autograde()
 
 c.CourseDirectory.course_id = COURSE_ID
 c.CourseDirectory.solution_directory = "solutions"
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "gradebook.db")
 
-# nncourse grade marks a finished submission with a file (nncourse/grader.py) that nbgrader
+# nncourse grade marks a finished submission with a file (nncourse/markers.py) that nbgrader
 # must not copy on (to feedback/, for instance).
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", MARKER]
 
@@ -56,7 +57,7 @@ c.Autograde.autograde_preprocessors = [
 # in CPU time (per core of the kernel's share), so that a score does not depend on how busy the
 # machine is; a cell past its limit is interrupted, a notebook past its own runs no more cells.
 # The wall-clock limits only catch what uses no CPU (a cell that sleeps or waits forever).
-# The sandbox's limits on memory, processes and file sizes are in nncourse/kernels.py (Sandbox).
+# The sandbox's limits on memory, processes and file sizes are in nncourse/sandbox/bubblewrap.py (Sandbox).
 c.LimitedExecute.cell_cpu_limit = 120
 c.LimitedExecute.notebook_cpu_limit = 600
 c.Execute.timeout = 300

@@ -62,7 +62,8 @@ def breakdown(scratch, runs, problem_set):
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
     from traitlets.config import Config
-    from nncourse.kernels import ForkedKernelManager, Zygote
+    from nncourse.sandbox import Zygote
+    from nncourse.sandbox.manager import ForkedKernelManager
 
     name = problem_set + ".ipynb"
     release = nbformat.read(os.path.join(ROOT, "release", problem_set, name), 4)

@@ -21,7 +21,7 @@ import time
 from _classes import environment, mixed_class, submit_class, write_course
 from nncourse import markers, report
 from nncourse.course import Course
-from nncourse.kernels import delegated_cgroups, descendants
+from nncourse.sandbox import delegated_cgroups, descendants
 
 
 class Run:

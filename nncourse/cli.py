@@ -13,7 +13,7 @@ from . import markers, report, samples
 from .catalogue import load as load_catalogue
 from .course import (Course, CourseError, check_gradebook, environment_on_path,
                      find_course)
-from .grader import ClassGrader, DaskExecutor, GradingError, LocalExecutor, Stop
+from .autograde import ClassGrader, DaskExecutor, GradingError, LocalExecutor, Stop
 from .datasets import write_offline_datasets
 
 
@@ -127,7 +127,7 @@ def cmd_grade(course, args):
         raise CourseError("nothing to grade: no submissions of %s under submitted/"
                           % ", ".join(problem_sets))
     if not args.no_sandbox and not args.scheduler:  # Dask workers check their own machines
-        from .kernels import Sandbox, undelegated_cgroups
+        from .sandbox import Sandbox, undelegated_cgroups
         reason = Sandbox.unavailable()
         if reason:
             raise GradingError("cannot run the students' code in a sandbox: %s (install "

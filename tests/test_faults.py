@@ -13,7 +13,7 @@ import sys
 import time
 
 from nncourse import markers as marker_files
-from nncourse.kernels import descendants
+from nncourse.sandbox import descendants
 from tests.test_class_grading import (expected_total, grade, make_class, markers, scores)
 
 ENV = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])

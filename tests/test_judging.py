@@ -1,6 +1,6 @@
 """ExpandChecks and JudgeChecks on a notebook built in code, without a kernel: the reports a
 kernel could send (honest, forged, cut short, missing, duplicated) and what the graded cell
-keeps (nncourse/grading.py, nncourse/sanitize.py)."""
+keeps (nncourse/autograde/preprocessors.py, nncourse/sanitize.py)."""
 
 import copy
 import json
@@ -11,7 +11,7 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from nncourse import checks
 from nncourse.checks import wire
-from nncourse.grading import (REVIEW, WORKER, ExpandChecks, JudgeChecks, RefusedGrading,
+from nncourse.autograde.preprocessors import (REVIEW, WORKER, ExpandChecks, JudgeChecks, RefusedGrading,
                               refuse_stock_autograde)
 from nncourse.policy import Review
 from tests.conftest import reference_namespace

@@ -11,7 +11,8 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 from traitlets.config import Config
 
-from nncourse.kernels import ForkedKernelManager, Sandbox, Zygote
+from nncourse.sandbox import Sandbox, Zygote
+from nncourse.sandbox.manager import ForkedKernelManager
 
 
 @pytest.fixture(scope="module")

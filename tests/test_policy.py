@@ -8,7 +8,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from nncourse import samples
 from nncourse.catalogue import load as load_catalogue
 from nncourse.checks import PROBLEM_SETS
-from nncourse.grading import review_submission
+from nncourse.autograde.preprocessors import review_submission
 from tests.conftest import source_notebook
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from nncourse import samples
 from nncourse.datasets import answer_keys
-from nncourse.kernels import Sandbox
+from nncourse.sandbox import Sandbox
 from tests.conftest import run, source_notebook
 from tests.test_grading import cell_scores, expected_points
 

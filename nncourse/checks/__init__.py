@@ -15,7 +15,7 @@ A check has three parts (see ``docs/checks.md``):
 A hidden test region in a source notebook names its check with one line,
 ``run_check("ps1.linear_forward")``. Run in a master notebook, that line runs the whole
 check in the kernel (the instructor trusts the code there). Under ``nbgrader autograde``,
-:mod:`nncourse.grading` replaces the line with the probe alone and judges the outputs
+:mod:`nncourse.autograde.preprocessors` replaces the line with the probe alone and judges the outputs
 outside the kernel, so student code can neither see the oracle nor alter the verdict.
 """
 

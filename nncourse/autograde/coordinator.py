@@ -1,302 +1,35 @@
-"""Grading a class: nbgrader's autograde, split so that submissions run in parallel.
+"""The coordinator (steps 1 and 3 of :mod:`nncourse.autograde`): the only process that
+touches the gradebook. It prepares each submission with nbgrader's own Autograde, hands it to
+an executor, records what comes back, writes the feedback and then the marker."""
 
-``nbgrader autograde`` does three things to each submission, one submission after another:
-
-1. *prepare*: records the student and the submission time in the gradebook, copies the
-   submission to ``autograded/``, restores the test cells and the kernel spec from the
-   source (nbgrader's sanitizing preprocessors);
-2. *execute*: runs the notebook in a fresh kernel and post-processes it (the preprocessors of
-   ``Autograde.autograde_preprocessors`` before ``SaveAutoGrades``: here ExpandChecks,
-   LimitedExecute, JudgeChecks, IgnorePattern, ClearMetadata, LimitOutput), in the sandbox;
-3. *record*: ``SaveAutoGrades`` and what follows it (late penalties, metadata checks) write
-   the scores to the gradebook, and the graded notebook is written to ``autograded/``.
-
-This module runs steps 1 and 3 with nbgrader's own classes in the coordinating process, the
-only one that touches the gradebook, and ships step 2 (the slow one) to workers: a local
-process pool on all cores, or the workers of a Dask cluster. A worker receives the prepared
-files, not paths, so it needs no shared file system, and starts kernels by forking a zygote
-that has already imported the heavy libraries (:mod:`nncourse.kernels`), inside the sandbox
-that module describes unless told otherwise.
-
-A submission is done once its graded notebooks, its gradebook rows and its feedback are
-written, and then a marker (:mod:`nncourse.markers`) that holds a fingerprint of the
-submission and of the source: grading again skips what is done and unchanged, and a run that
-is interrupted or killed loses at most the submissions in flight.
-"""
-
-import atexit
 import contextlib
 import copy
 import fnmatch
 import hashlib
 import logging
-import multiprocessing
 import os
 import shutil
-import signal
-import socket
 import tempfile
-import threading
-import time
 import warnings
-from concurrent import futures
 from dataclasses import dataclass
 
 import nbformat
 import sqlalchemy
 from nbformat.warnings import DuplicateCellId
 
+from .. import markers
+from ..course import environment_on_path
+from ..datasets import write_offline_datasets
+from ..markers import MARKER
+from ..sandbox import remove_leftovers
+from .preprocessors import COPIES_NOTE, review_submission
+from .records import GradingError, Outcome
+
 # nbformat renames a cell id that a copied cell repeats, and says so on stderr each time
 warnings.filterwarnings("ignore", category=DuplicateCellId)
-
-from . import markers
-from .datasets import answer_keys, write_offline_datasets
-from .course import environment_on_path
-from .markers import MARKER
 # Everything a worker receives is held in memory and sent over the network: keep it bounded.
 MAX_SUBMISSION_BYTES = 200 * 2**20
 
-
-@dataclass
-class Outcome:
-    """What happened to one submission."""
-    problem_set: str
-    student: str
-    status: str  # "graded", "incomplete" (a kernel lost twice), "skipped" or "failed"
-    reason: str = ""  # why it failed or is incomplete; for the others, notes
-    seconds: float = 0.0
-
-
-class GradingError(Exception):
-    """A submission could not be graded; the message is one line for the instructor."""
-
-
-# ---------------------------------------------------------------------------- worker side
-
-_zygote = None
-_zygote_settings = None  # (sandboxed, datasets folder) it was started with
-_zygote_lock = threading.Lock()
-
-
-def _init_local_worker(threads, coordinator):
-    # Ctrl-C in the terminal is the coordinator's to handle: it stops the workers itself.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A worker ends with the coordinator, whatever killed it (SIGKILL included): the system
-    # sends SIGTERM, and the zygote, its bwrap and kernels go with the worker.
-    signal.signal(signal.SIGTERM, _end_worker)
-    from .kernels import die_with_parent
-    die_with_parent(coordinator, signal.SIGTERM)
-    # Each kernel gets a fair share of the cores instead of all of them (oversubscription
-    # makes every kernel slower). Set before the zygote imports torch, which reads it.
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[name] = str(threads)
-
-
-def _end_worker(signum, frame):
-    """SIGTERM in a local worker: its zygote (and every kernel) is killed and its folder and
-    cgroups removed before the worker leaves."""
-    if _zygote is not None:
-        _zygote.kill()
-    os._exit(128 + signum)
-
-
-def _worker_zygote(sandboxed, data_dir):
-    """This worker's zygote (started again if it died or the sandbox settings changed)."""
-    global _zygote, _zygote_settings
-    from .kernels import Sandbox, Zygote
-    with _zygote_lock:
-        wanted = (sandboxed, data_dir)
-        if _zygote is not None and (_zygote.process.poll() is not None
-                                    or _zygote_settings != wanted):
-            _zygote.close()
-            _zygote = None
-        if _zygote is None:
-            sandbox = None
-            if sandboxed:
-                reason = Sandbox.unavailable()
-                if reason:
-                    raise GradingError("cannot sandbox the kernels on %s: %s"
-                                       % (socket.gethostname(), reason))
-                threads = os.environ.get("OMP_NUM_THREADS")  # this worker's share of the cores
-                sandbox = Sandbox(read_only=[data_dir], hidden=answer_keys(),
-                                  cpus=int(threads) if threads and threads.isdigit() else None)
-            _zygote = Zygote(sandbox=sandbox)
-            _zygote_settings = wanted
-            atexit.register(_close_zygote)  # its folder and cgroups go with the worker
-        return _zygote
-
-
-def _close_zygote():
-    with _zygote_lock:
-        if _zygote is not None:
-            _zygote.close()
-
-
-def execute_submission(payload):
-    """Step 2, in a worker: runs the prepared notebooks and returns them (JSON text each).
-
-    Returns ``{"notebooks": {name: json}}`` or ``{"error": one line}``; never raises for a
-    problem of the submission, so a bad submission cannot take a worker down.
-    """
-    from nbgrader import utils
-    from nbgrader.preprocessors import Execute
-    from .grading import LOST, REVIEW, WORKER
-    from .kernels import ForkedKernelManager
-
-    config = payload["config"]
-    started = time.perf_counter()
-    # nbclient leaves a task polling a lost kernel; asyncio would print its traceback
-    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
-    data_dir = write_offline_datasets(payload["data_dir"])
-    try:
-        zygote = _worker_zygote(payload["sandbox"], data_dir)
-    except GradingError as exc:
-        return {"error": str(exc), "seconds": time.perf_counter() - started}
-    folder = zygote.job_folder()
-    try:
-        for relative, data in payload["files"].items():
-            path = os.path.join(folder, relative)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as out:
-                out.write(data)
-        config.ForkedKernelManager.zygote_socket = zygote.socket_path
-        environment = dict(NBGRADER_EXECUTION="autograde", NNCOURSE_DATA=data_dir)
-        executed, notes, incomplete = {}, [], []
-        for name in payload["notebooks"]:
-            # a kernel lost for a reason outside the student's code (killed from outside, a
-            # machine under memory pressure) costs nothing: the notebook runs once more in a
-            # fresh kernel; lost again, at whatever cell, the partial grade stands, marked
-            for attempt in (1, 2):
-                notebook = nbformat.reads(payload["files"][name].decode(), as_version=4)
-                resources = {"metadata": {"path": folder}, "unique_key": name[:-len(".ipynb")],
-                             REVIEW: payload.get("reviews", {}).get(name), WORKER: True,
-                             "nbgrader": {"student": payload["student"],
-                                          "assignment": payload["problem_set"],
-                                          "notebook": name[:-len(".ipynb")], "db_url": None}}
-                try:
-                    with utils.setenv(**environment):
-                        for cls in payload["preprocessors"]:
-                            options = ({"kernel_manager_class": ForkedKernelManager}
-                                       if issubclass(cls, Execute) else {})
-                            notebook, resources = cls(config=config, **options)(notebook,
-                                                                                resources)
-                except Exception as exc:  # a kernel that never started, a bug, ...
-                    reason = str(exc).strip().splitlines()
-                    return {"error": "%s: %s" % (name, reason[0] if reason else
-                                                 type(exc).__name__),
-                            "seconds": time.perf_counter() - started}
-                lost = resources.get(LOST)
-                if not lost:
-                    break
-                if attempt == 1:
-                    notes.append("%s: graded again in a fresh kernel (%s)" % (name, lost))
-                else:
-                    incomplete.append("%s: %s, on both attempts" % (name, lost))
-            executed[name] = nbformat.writes(notebook)
-            notes += ["%s: %s" % (name, note) for note in resources.get("nncourse_notes", [])]
-    finally:
-        # what the kernel wrote stays here: it is the student's code's output, not a file the
-        # instructor or the feedback should receive
-        shutil.rmtree(os.path.dirname(folder), ignore_errors=True)
-    return {"notebooks": executed, "notes": notes, "incomplete": incomplete,
-            "seconds": time.perf_counter() - started}
-
-
-# ---------------------------------------------------------------------------- executors
-
-class LocalExecutor:
-    """Worker processes on this machine (spawned, so they share nothing with the grader)."""
-
-    def __init__(self, workers):
-        self.workers = workers
-        self.pool = self._new_pool()
-
-    def _new_pool(self):
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
-        return futures.ProcessPoolExecutor(
-            self.workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_local_worker, initargs=(threads, os.getpid()))
-
-    def submit(self, payload):
-        return self.pool.submit(execute_submission, payload)
-
-    @staticmethod
-    def lost_worker(exc):
-        """Whether a job failed because a worker process died (killed, out of memory): then
-        every job in flight fails with it, and the pool must be replaced."""
-        return isinstance(exc, futures.process.BrokenProcessPool)
-
-    def restart(self):
-        """A new pool in place of a broken one (its dead workers' zygotes die with them, and
-        what those leave is removed)."""
-        from .kernels import remove_leftovers
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        remove_leftovers()
-        self.pool = self._new_pool()
-
-    def wait(self, pending, stop):
-        """The jobs of ``pending`` that are done, once there is one (``stop`` is checked
-        twice a second meanwhile)."""
-        while True:
-            done, _ = futures.wait(pending, timeout=0.5, return_when=futures.FIRST_COMPLETED)
-            stop.check()
-            if done:
-                return done
-
-    def close(self, abort=False):
-        if not abort:
-            self.pool.shutdown(wait=True)
-            return
-        # interrupted: the submissions in flight are dropped (they are not recorded); a worker
-        # kills its zygote, and with it the kernels, on SIGTERM
-        processes = list((self.pool._processes or {}).values())
-        for process in processes:
-            process.terminate()
-        deadline = time.monotonic() + 10
-        for process in processes:
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
-                process.kill()
-        self.pool.shutdown(wait=False, cancel_futures=True)
-
-
-class DaskExecutor:
-    """The workers of a running Dask scheduler (``tcp://host:port``)."""
-
-    def __init__(self, address):
-        from distributed import Client
-        try:
-            self.client = Client(address, timeout="20s")
-        except (OSError, TimeoutError) as exc:
-            raise GradingError("cannot reach the Dask scheduler at %s (%s)" % (address, exc))
-        self.workers = max(1, len(self.client.scheduler_info()["workers"]))
-
-    def submit(self, payload):
-        return self.client.submit(execute_submission, payload, pure=False)
-
-    @staticmethod
-    def lost_worker(exc):
-        return False  # the scheduler itself runs a dead worker's tasks again elsewhere
-
-    def restart(self):
-        pass
-
-    def wait(self, pending, stop):
-        from distributed import wait
-        while True:
-            try:
-                done, _ = wait(list(pending), timeout=0.5, return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                done = set()
-            stop.check()
-            if done:
-                return done
-
-    def close(self, abort=False):
-        self.client.close()  # the scheduler forgets the tasks of a closed client
-
-
-# ---------------------------------------------------------------------------- coordinator
 
 def _files_under(folder, ignore):
     """Relative paths of the files under ``folder``, without nbgrader's ignored patterns."""
@@ -364,7 +97,7 @@ class ClassGrader:
     def __init__(self, course, executor, progress=None, sandbox=True):
         self.course = course
         self.executor = executor
-        self.sandbox = sandbox  # run every kernel in the sandbox (nncourse.kernels.Sandbox)
+        self.sandbox = sandbox  # run every kernel in the sandbox (nncourse.sandbox.Sandbox)
         self.config = load_config(course)
         self.progress = progress  # called with each Outcome as it is known
         preprocessors = list(self.config.Autograde.autograde_preprocessors)
@@ -379,7 +112,6 @@ class ClassGrader:
         self._source_digests = {}
         self._source_notebooks = {}  # path -> master notebook, read once (policy reviews)
         write_offline_datasets(course.data_dir)  # once here, rather than by each worker
-        from .kernels import remove_leftovers
         remove_leftovers()  # of graders killed before they could clean up after themselves
         self._remove_partial_feedback()
         environment_on_path()
@@ -519,7 +251,6 @@ class ClassGrader:
         destination = self._autograded(problem_set, student)
         shutil.rmtree(destination, ignore_errors=True)  # graded again from scratch
         prepared = self._run_converter(Prepare, problem_set, student)
-        from .grading import COPIES_NOTE
         notes = [line for line in prepared.warnings if line.startswith(COPIES_NOTE)]
         files, size = {}, 0
         for relative in _files_under(destination, []):
@@ -539,7 +270,6 @@ class ClassGrader:
     def _review(self, problem_set, notebooks, files):
         """The test cells each notebook forfeits by breaking the problem set's rules on what
         graded code may use (read here, from the source, never in the kernel)."""
-        from .grading import review_submission
         reviews = {}
         for name in notebooks:
             source_path = self.course.path("source", problem_set, name)

@@ -1,0 +1,225 @@
+"""nbgrader preprocessors that judge hidden checks outside the student's kernel.
+
+``nbgrader_config.py`` puts :class:`ExpandChecks` just before nbgrader's ``Execute`` (here
+:class:`nncourse.autograde.execute.LimitedExecute`) and
+:class:`JudgeChecks` just after it, so the real ``nbgrader autograde`` (gradebook, checksums,
+test cells restored from the source, late penalties) grades with them:
+
+1. ExpandChecks replaces each ``run_check("psN.name")`` line of a test cell, as restored
+   from the source, with the probe of that check and a fresh random nonce;
+2. nbgrader executes the notebook; each probe publishes the student's outputs as a display
+   output of type :data:`nncourse.checks.MIME`;
+3. JudgeChecks takes that output out of the cell, judges it in this process and, when the
+   check fails (or its output is missing, duplicated or forged), appends an error to the
+   cell, which nbgrader then scores 0. It also drops ``execute_result`` outputs from those
+   cells, because nbgrader would read a number there as partial credit that student code
+   could fake, and puts back the cell's source as it was in the release (visible tests only),
+   so neither the graded notebook nor the feedback made from it shows the hidden tests.
+"""
+
+import os
+import re
+import secrets
+import sys
+
+from nbformat.notebooknode import NotebookNode
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+from .. import checks, policy, sanitize
+from ..checks import wire
+
+IMPORT_LINE = re.compile(r"^\s*from nncourse\.checks import run_check\s*$")
+CHECK_LINE = re.compile(r"""^(?P<indent>\s*)run_check\((?P<q>["'])(?P<name>[\w.]+)(?P=q)\)\s*$""")
+HIDDEN_REGION = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?",
+                           re.S | re.M)
+_STATE = "nncourse_checks"
+REVIEW = "nncourse_review"  # resources key: the submission's Review (review_submission)
+
+
+def check_names(cell):
+    """The hidden checks a test cell runs (its ``run_check`` lines)."""
+    return [match["name"] for match in map(CHECK_LINE.match, cell.source.splitlines()) if match]
+
+
+def review_submission(notebook, source, problem_set):
+    """The :class:`nncourse.policy.Review` of a submission: the test cells its code forfeits
+    by breaking the problem set's rules, judged with the other failures by JudgeChecks."""
+    cells = {cell.metadata.nbgrader["grade_id"]: cell for cell in notebook.cells
+             if policy.is_test_cell(cell)}
+
+    def names_of(grade_id):
+        return set().union(*[policy.probe_names(checks.get(name))
+                             for name in check_names(cells[grade_id])] or [set()])
+    return policy.review(notebook, source, checks.rules(problem_set), names_of)
+
+
+WORKER = "nncourse_worker"  # resources key set by nncourse grade's workers (nncourse/autograde/)
+
+
+class RefusedGrading(RuntimeError):
+    """Hidden checks expanded outside ``nncourse grade`` (stock autograde, Formgrader)."""
+
+
+def refuse_stock_autograde(argv=None):
+    """Exits with one line when the running program is ``nbgrader autograde``."""
+    argv = sys.argv if argv is None else argv
+    # `nbgrader autograde` and `python -m nbgrader autograde` (.../nbgrader/__main__.py)
+    program = {os.path.basename(argv[0]), os.path.basename(os.path.dirname(argv[0]))}
+    if "nbgrader" in program and argv[1:2] == ["autograde"]:
+        sys.exit("error: grade this course with `nncourse grade PROBLEM_SET` (it sandboxes "
+                 "students' code and judges the hidden checks outside it), not "
+                 "`nbgrader autograde`")
+
+
+class KeepFirstCopy(NbGraderPreprocessor):
+    """Before nbgrader's DeduplicateIds (which keeps the last copy and leaves the others with
+    metadata that fails the schema check, failing the whole submission): of cells that share
+    a ``grade_id`` (a copied cell, a split one), the first is graded and the others become
+    ordinary cells. A test cell is then restored from the source, whole, into the first."""
+
+    def preprocess(self, nb, resources):
+        seen, copies = set(), {}
+        for cell in nb.cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if grade_id is None:
+                continue
+            if grade_id in seen:
+                del cell.metadata["nbgrader"]
+                copies[grade_id] = copies.get(grade_id, 1) + 1
+            seen.add(grade_id)
+        for grade_id, count in copies.items():
+            self.log.warning("%s%s appears %d times (a copied or split cell): graded from "
+                             "the first", COPIES_NOTE, grade_id, count)
+        return nb, resources
+
+
+COPIES_NOTE = "cell "  # the start of KeepFirstCopy's warnings, which the grader passes on
+
+
+class ExpandChecks(NbGraderPreprocessor):
+    """Swaps each ``run_check`` line of a test cell for the probe it names."""
+
+    def preprocess(self, nb, resources):
+        if not resources.get(WORKER):
+            raise RefusedGrading("grade this course with `nncourse grade`: stock nbgrader "
+                                 "autograde would run students' code outside the sandbox")
+        resources[_STATE] = {}
+        return super().preprocess(nb, resources)
+
+    def preprocess_cell(self, cell, resources, index):
+        if not policy.is_test_cell(cell):
+            return cell, resources
+        expected, lines = [], []
+        for line in cell.source.splitlines():
+            match = CHECK_LINE.match(line)
+            if IMPORT_LINE.match(line):
+                continue
+            if match:
+                check = checks.get(match["name"])
+                nonce, inputs = secrets.token_hex(16), check.encoded_inputs()
+                expected.append((check, nonce, inputs))
+                lines.append(match["indent"] + checks.render_probe(check, nonce, inputs))
+            else:
+                lines.append(line)
+        if expected:
+            resources[_STATE][cell.metadata.nbgrader["grade_id"]] = (cell.source, expected)
+            cell.source = "\n".join(lines)
+        return cell, resources
+
+
+# A traceback shows the lines around the failing one, which may be the hidden region and the
+# probe (its source and the grader's inputs, on one line): those lines are taken out.
+_SECRET_LINE = re.compile(r"HIDDEN TESTS|nncourse_probe|from nncourse\.checks")
+
+
+def _scrub(entry):
+    return "\n".join(line for line in entry.split("\n") if not _SECRET_LINE.search(line))
+
+
+def _error(message):
+    return NotebookNode(output_type="error", ename="HiddenCheckFailed", evalue=message,
+                        traceback=["HiddenCheckFailed: " + message])
+
+
+class JudgeChecks(NbGraderPreprocessor):
+    """Judges the probes' outputs in the grader's process, records failures in the cell, and
+    leaves in every cell only what the student may see (nncourse/sanitize.py)."""
+
+    def preprocess(self, nb, resources):
+        review = resources.get(REVIEW) or policy.Review()
+        secrets = []
+        for _, expected in resources.get(_STATE, {}).values():
+            secrets += [piece for check, nonce, _ in expected for piece in (check.name, nonce)]
+        self._sanitizer = sanitize.Sanitizer(secrets)
+        self._review = review
+        return super().preprocess(nb, resources)
+
+    def _silenced(self, index):
+        """From a cell that tampers with the kernel on, no output can be trusted to hold only
+        the student's own text."""
+        return self._review.tampering_cell is not None and index >= self._review.tampering_cell
+
+    def preprocess_cell(self, cell, resources, index):
+        if not policy.is_test_cell(cell):
+            self._sanitizer.clean_cell(cell, silenced=self._silenced(index))
+            return cell, resources
+        grade_id = cell.metadata.nbgrader["grade_id"]
+        breach = self._review.costs.get(grade_id)
+        state = resources.get(_STATE, {}).get(grade_id)
+        failures, self._warned = [], []
+        if state is not None:
+            source, expected = state
+            # the graded notebook (and the feedback made from it) shows the visible tests only
+            cell.source = HIDDEN_REGION.sub("", source).rstrip()
+            failures = self._judge(cell, expected, resources)
+            # the checks judge this cell: what reached stderr (a library's warning, a
+            # progress bar) is shown, not scored (nbgrader gives 0 for any stderr)
+            for output in cell.outputs:
+                if output.output_type == "stream" and output.name == "stderr":
+                    output.name = "stdout"
+        # nbgrader would read a number left as the cell's value as partial credit
+        cell.outputs = [o for o in cell.outputs if o.output_type != "execute_result"]
+        for output in cell.outputs:
+            if output.output_type == "error":
+                output.traceback = [_scrub(entry) for entry in output.traceback]
+        self._sanitizer.clean_cell(cell, checked=state is not None,
+                                   silenced=self._silenced(index))
+        if breach is not None:
+            failures.append(breach)
+        if self._warned and not self._silenced(index):
+            note = "Note: your code warned while the hidden tests ran (this costs nothing): %s" \
+                % "; ".join(dict.fromkeys(text[:300] for text in self._warned[:3]))
+            cell.outputs.append(NotebookNode(output_type="stream", name="stdout",
+                                             text=self._sanitizer.clean_text(note) + "\n"))
+        # a failure message may quote what the student's code raised: cleaned like an output
+        cell.outputs += [_error(self._sanitizer.clean_text(message))
+                         for message in dict.fromkeys(failures)]
+        return cell, resources
+
+    def _judge(self, cell, expected, resources):
+        """Takes the probes' reports out of the cell; returns the failure messages."""
+        reports = [o for o in cell.outputs if o.output_type == "display_data"
+                   and checks.MIME in o.get("data", {})]
+        cell.outputs = [o for o in cell.outputs if o not in reports]
+        already_failed = any(o.output_type == "error" for o in cell.outputs)
+        failures = []
+        for check, nonce, inputs in expected:
+            mine = [o.data[checks.MIME] for o in reports
+                    if isinstance(o.data[checks.MIME], dict)
+                    and o.data[checks.MIME].get("nonce") == nonce]
+            if len(reports) != len(expected) or len(mine) != 1:
+                if not already_failed:
+                    failures.append("the hidden tests did not run to completion")
+                continue
+            outputs = mine[0].get("outputs")
+            if isinstance(outputs, dict) and isinstance(outputs.get(wire.WARNINGS_KEY), list):
+                self._warned += [str(text) for text in outputs.pop(wire.WARNINGS_KEY)]
+            try:
+                message = checks.verdict(check, inputs, outputs)
+            except Exception as exc:  # a bug in the check itself: the cell fails, loudly
+                self.log.error("check %s crashed while judging %s: %r", check.name,
+                               resources.get("unique_key", "?"), exc)
+                message = "internal error of the grader while judging; tell your instructor"
+            if message is not None:
+                failures.append(message)
+        return failures

@@ -1,0 +1,76 @@
+"""The sandbox's outer wall: the limits a sandboxed kernel runs under, and the bubblewrap
+command line that starts a zygote inside it."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+from .zygote import STAGE
+
+
+class Sandbox:
+    """The limits a sandboxed kernel runs under, and how to start a zygote inside bubblewrap.
+
+    Nothing is visible inside but the system's and Python's files (read-only), the folders
+    named in ``read_only`` (the course's datasets) and the zygote's own folder, which holds
+    ``control/`` (the zygote's socket), ``kernels/`` (one folder of connection files and
+    sockets per kernel), ``jobs/`` (one folder per submission being graded: ``work/`` and
+    ``tmp/``) and ``mpl/`` (matplotlib's cache, made once per zygote). No network.
+    """
+
+    def __init__(self, memory_mb=4096, processes=512, file_mb=256, tmp_mb=512, job_mb=512,
+                 shm_mb=256, cpus=None, read_only=(), hidden=()):
+        self.limits = {"memory_mb": memory_mb, "processes": processes, "file_mb": file_mb,
+                       "cpus": cpus}
+        self.tmp_mb, self.job_mb, self.shm_mb = tmp_mb, job_mb, shm_mb
+        self.read_only = [os.path.realpath(path) for path in read_only]
+        # folders inside the visible ones that must look empty (the checks' answer keys)
+        self.hidden = [os.path.realpath(path) for path in hidden if os.path.isdir(path)]
+
+    @staticmethod
+    def unavailable():
+        """Why kernels cannot be sandboxed on this machine, or None when they can."""
+        if not sys.platform.startswith("linux"):
+            return "the sandbox needs Linux (bubblewrap and namespaces)"
+        if not shutil.which("bwrap"):
+            return "bubblewrap (bwrap) is not installed"
+        probe = subprocess.run(["bwrap", "--ro-bind", "/", "/", "--unshare-all", "true"],
+                               capture_output=True, text=True)
+        if probe.returncode != 0:
+            return "bubblewrap cannot create namespaces here (%s)" % (
+                probe.stderr.strip().splitlines() or ["exit status %d" % probe.returncode])[0]
+        return None
+
+    def command(self, folder, python, script, arguments):
+        """The bwrap command line that runs ``python script arguments`` in the sandbox."""
+        prefixes = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}
+        command = ["bwrap", "--die-with-parent", "--unshare-all", "--new-session",
+                   "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        for path in ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+            if os.path.islink(path):  # merged /usr: /lib -> usr/lib
+                command += ["--symlink", os.readlink(path), path]
+            elif os.path.isdir(path):
+                command += ["--ro-bind", path, path]
+        for path in sorted(prefixes | set(self.read_only)):
+            command += ["--ro-bind", path, path]
+        for path in self.hidden:
+            command += ["--tmpfs", path]
+        command += ["--bind", folder, folder]
+        for name in sorted(os.listdir("/dev")):  # a GPU, when there is one
+            if name.startswith("nvidia"):
+                command += ["--dev-bind", "/dev/" + name, "/dev/" + name]
+        # one mount point per folder a kernel keeps: its job, its kernel folder, the read-only ones
+        command += ["--dir", STAGE]
+        for number in range(2 + len(self.spec(folder)["read_only"])):
+            command += ["--dir", "%s/%d" % (STAGE, number)]
+        command += ["--setenv", "MPLCONFIGDIR", os.path.join(folder, "mpl"),
+                    "--setenv", "HOME", os.path.join(folder, "mpl"), "--chdir", folder]
+        return command + [python, "-s", script] + arguments
+
+    def spec(self, folder):
+        """What each kernel needs to enter its own sandbox (sent to the zygote as JSON)."""
+        mpl = os.path.join(folder, "mpl")
+        return {"limits": self.limits, "tmp_mb": self.tmp_mb, "job_mb": self.job_mb,
+                "shm_mb": self.shm_mb, "mplconfigdir": mpl,
+                "read_only": [mpl] + self.read_only}
