@@ -17,6 +17,8 @@ from nncourse.catalogue import ps1 as catalogue
 from tests.conftest import run, source_notebook
 from tests.test_grading import cell_scores, expected_points, submit
 
+pytestmark = [pytest.mark.slow]
+
 MUTANTS = {m.name: m for m in catalogue.MUTANTS}
 SUBMITTED = "2026-10-02 17:45:12.000000 UTC"
 CLASS = {

@@ -13,6 +13,8 @@ import pytest
 
 from tests.test_class_grading import expected_total, grade, gradebook_snapshot, make_class
 
+pytestmark = [pytest.mark.slow]
+
 STUDENTS = ["full", "blank", "mutant-bias", "mutant-ce"]
 
 

@@ -12,9 +12,13 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from nncourse import markers as marker_files
 from nncourse.sandbox import descendants
 from tests.test_class_grading import (expected_total, grade, make_class, markers, scores)
+
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
 ENV = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
 ENV.pop("NBGRADER_EXECUTION", None)

@@ -15,6 +15,8 @@ from nncourse.catalogue import ps1 as catalogue, ps2 as catalogue_ps2, ps3 as ca
 from nncourse.catalogue import ps4 as catalogue_ps4, ps5 as catalogue_ps5
 from tests.conftest import run, source_notebook
 
+pytestmark = [pytest.mark.slow]
+
 HOSTILE = [("linear_solution", "return input_array @ self.W + self.b", """return input_array @ self.W
         # hostile: make every comparison pass and forge the checks' reports
     np.allclose = lambda *args, **kwargs: True

@@ -14,6 +14,8 @@ from traitlets.config import Config
 from nncourse.sandbox import Sandbox, Zygote
 from nncourse.sandbox.manager import ForkedKernelManager
 
+pytestmark = [pytest.mark.sandbox]
+
 
 @pytest.fixture(scope="module")
 def zygote():

@@ -13,6 +13,8 @@ from nncourse.datasets import write_offline_datasets
 from nncourse.course import ROOT
 from tests.conftest import reference_namespace, source_notebook
 
+pytestmark = [pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def mnist_root(tmp_path_factory):

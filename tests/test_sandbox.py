@@ -208,8 +208,9 @@ except OSError:
 EVERYWHERE = {"sleeps-everywhere": "import time\ntime.sleep(5)\n"}
 TAMPERED = "edits-test-cells"  # the blank release with its test cells emptied and re-pointed
 
-pytestmark = pytest.mark.skipif(Sandbox.unavailable() is not None,
-                                reason="no sandbox here: %s" % Sandbox.unavailable())
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox,
+              pytest.mark.skipif(Sandbox.unavailable() is not None,
+                                 reason="no sandbox here: %s" % Sandbox.unavailable())]
 
 
 def _hostile_notebook(course, attack, everywhere):

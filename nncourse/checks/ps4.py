@@ -810,7 +810,6 @@ def collate_inputs():
 
 
 def probe_collate(ns, inputs):
-    import numpy as np
     collate = lookup(ns, "collate_sequences")
     results = {}
     for key, sequences, targets in (
