@@ -21,7 +21,7 @@ import time
 from _classes import environment, mixed_class, submit_class, write_course
 from nncourse import markers, report
 from nncourse.course import Course
-from nncourse.sandbox import delegated_cgroups, descendants
+from nncourse.sandbox import delegated_cgroups, descendants, remove_leftovers
 
 
 class Run:
@@ -64,13 +64,25 @@ def _processes():
     return table
 
 
-def _zygote_folders():
-    return {name for name in os.listdir("/tmp") if name.startswith("nncourse-zygote-")}
+def _alive(pid):
+    return os.path.exists("/proc/%d" % pid)
 
 
-def _cgroups():
-    return {os.path.join(parent, name) for parent in set(delegated_cgroups().values())
-            for name in os.listdir(parent) if name.startswith("nncourse-")}
+def _leftovers():
+    """What zygotes of dead owners left: folders (whose owner, the worker that made them, is
+    gone) and cgroups (whose zygote's bwrap is gone). Others' live zygotes do not count."""
+    folders = 0
+    for name in os.listdir("/tmp"):
+        if name.startswith("nncourse-zygote-"):
+            try:
+                with open(os.path.join("/tmp", name, "owner")) as data:
+                    folders += not _alive(int(data.read().split()[0]))
+            except (OSError, ValueError, IndexError):
+                folders += 1
+    cgroups = sum(name[len("nncourse-"):].isdigit() and not _alive(int(name[len("nncourse-"):]))
+                  for parent in set(delegated_cgroups().values())
+                  for name in os.listdir(parent) if name.startswith("nncourse-"))
+    return folders, cgroups
 
 
 def _scores(folder):
@@ -119,9 +131,9 @@ class Bench:
         return folder
 
     def record(self, fault, folder, run, seconds, below, rerun=True, expected=None):
-        folders, cgroups = _zygote_folders(), _cgroups()
         time.sleep(10)  # whatever outlives the grader has had time to notice
         alive = len(below & set(_processes()))
+        folders, cgroups = _leftovers()
         expected = expected or self.expected
         lost_now = _wrong(folder, expected, done_only=True)
         lost_after = "-"
@@ -129,15 +141,13 @@ class Bench:
             again = Run(folder)
             again.finish()
             lost_after = _wrong(folder, expected, done_only=False)
-        left = "%d processes, %d folders, %d cgroups" % (
-            alive, len(_zygote_folders() & (folders - self.folders_before)),
-            len(_cgroups() & (cgroups - self.cgroups_before)))
+        left = "%d processes, %d folders, %d cgroups" % (alive, folders, cgroups)
         self.rows.append((fault, run.graded, lost_now, lost_after, left, seconds))
-        print("  %s: graded %d, wrong %s then %s, left %s, %.0f s"
+        print("  %s: graded %d, wrong %s then %s, left %s, %.1f s"
               % (fault, run.graded, lost_now, lost_after, left, seconds), flush=True)
 
     def clean(self):
-        self.folders_before, self.cgroups_before = _zygote_folders(), _cgroups()
+        remove_leftovers()  # of earlier crashes: what this run leaves is what counts
         folder = self.course()
         run = Run(folder)
         seconds = run.finish()
@@ -211,21 +221,28 @@ class Bench:
         self.record("a kernel killed from outside", folder, run, run.finish(), set(),
                     rerun=False)
 
-    def busy(self):
-        hogs = []
+    def busy(self, limit=2, hogs_per_core=8, students=4):
+        """The first ``students`` of the class beside ``hogs_per_core`` busy processes per
+        core (each kernel gets about a ninth of a core), with cells limited to ``limit``
+        seconds of wall-clock time (the old rule) and of CPU time (now)."""
+        hogs, everyone = [], self.students
+        self.students = dict(list(everyone.items())[:students])
+        expected = {student: self.expected[student] for student in self.students}
         try:
             for label, config in (
-                    ("busy machine, cells limited to 4 s of wall-clock time (the old limit)",
-                     "c.LimitedExecute.cell_cpu_limit = 0\nc.Execute.timeout = 4"),
-                    ("busy machine, cells limited to 4 s of CPU time (now)",
-                     "c.LimitedExecute.cell_cpu_limit = 4\nc.Execute.timeout = 60")):
+                    ("busy machine, cells limited to %d s of wall-clock time (before)" % limit,
+                     "c.LimitedExecute.cell_cpu_limit = 0\nc.Execute.timeout = %d" % limit),
+                    ("busy machine, cells limited to %d s of CPU time (now)" % limit,
+                     "c.LimitedExecute.cell_cpu_limit = %d\nc.Execute.timeout = 120" % limit)):
                 folder = self.course(config)
                 if not hogs:
                     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                            for _ in range(2 * (os.cpu_count() or 1))]
+                            for _ in range(hogs_per_core * (os.cpu_count() or 1))]
                 run = Run(folder)
-                self.record(label, folder, run, run.finish(), set(), rerun=False)
+                self.record(label + ", %d students" % students, folder, run, run.finish(),
+                            set(), rerun=False, expected=expected)
         finally:
+            self.students = everyone
             for hog in hogs:
                 hog.kill()
                 hog.wait()
@@ -263,7 +280,7 @@ def main():
     print("\n| fault | graded by that run | of those marked done, wrong | wrong or missing "
           "after a rerun | left behind | seconds |\n|---|---|---|---|---|---|")
     for fault, graded, lost_now, lost_after, left, seconds in bench.rows:
-        print("| %s | %d | %s | %s | %s | %.0f |" % (fault, graded, lost_now, lost_after, left,
+        print("| %s | %d | %s | %s | %s | %.1f |" % (fault, graded, lost_now, lost_after, left,
                                                      seconds))
 
 

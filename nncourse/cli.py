@@ -73,18 +73,22 @@ def _executor(args):
     return LocalExecutor(args.workers or os.cpu_count() or 1)
 
 
-def cmd_grade(course, args):
-    if args.all == bool(args.problem_set):
-        raise CourseError("name the problem sets to grade, or pass --all")
-    problems = []
-    not_graded = []  # (problem set, student, why): input problems, for the problems report
+class _Problems:
+    """The input problems of one run: each printed as one `error:` line; those of one
+    submission also listed in reports/grading-problems.csv."""
 
-    def problem(line, problem_set=None, student=None):
-        problems.append(line)
+    def __init__(self):
+        self.lines, self.not_graded = [], []  # not_graded: (problem set, student, why)
+
+    def __call__(self, line, problem_set=None, student=None):
+        self.lines.append(line)
         if student is not None:
-            not_graded.append((problem_set, student, line))
+            self.not_graded.append((problem_set, student, line))
         print("error: " + line, file=sys.stderr)
 
+
+def _problem_sets(course, args, problem):
+    """The released problem sets named (or all of them with --all)."""
     problem_sets = course.released() if args.all else []
     for problem_set in args.problem_set:
         try:
@@ -94,22 +98,25 @@ def cmd_grade(course, args):
             if len(args.problem_set) == 1:
                 raise
             problem(str(error))  # the others are still graded
+    return problem_sets
 
+
+def _submissions(course, problem_sets, students, problem):
+    """The (problem set, student) pairs ready to grade; every other case gets its line."""
     submissions = []
     for problem_set in problem_sets:
-        known = course.students(problem_set)
-        students = args.student or known
-        for student in course.misplaced(problem_set):
-            if not args.student or student in args.student:
+        known, misplaced = course.students(problem_set), course.misplaced(problem_set)
+        for student in misplaced:
+            if not students or student in students:
                 problem("found submitted/%s/%s.ipynb: move it to submitted/%s/%s/ to have it "
                         "graded" % (student, problem_set, student, problem_set),
                         problem_set, student)
-        for student in students:
-            if student not in known and student not in course.misplaced(problem_set):
+        for student in students or known:
+            if student not in known and student not in misplaced:
                 problem("no submission of %s for student %s (expected a folder submitted/%s/%s/)"
                         % (problem_set, student, student, problem_set))
         ready, bad, notes = course.check_submissions(
-            problem_set, [s for s in students if s in known])
+            problem_set, [s for s in students or known if s in known])
         for student, line in bad:
             problem(line, problem_set, student)
         for line in notes:
@@ -121,25 +128,28 @@ def cmd_grade(course, args):
                           else ()):
         print("note: %s is not in the gradebook's roster (graded all the same; add them with "
               "`nbgrader db student add %s`)" % (student, student), file=sys.stderr)
-    if not submissions:
-        if problems:
-            return 1
-        raise CourseError("nothing to grade: no submissions of %s under submitted/"
-                          % ", ".join(problem_sets))
-    if not args.no_sandbox and not args.scheduler:  # Dask workers check their own machines
-        from .sandbox import Sandbox, undelegated_cgroups
-        reason = Sandbox.unavailable()
-        if reason:
-            raise GradingError("cannot run the students' code in a sandbox: %s (install "
-                               "bubblewrap, or pass --no-sandbox to grade without one)" % reason)
-        missing = undelegated_cgroups()
-        if missing:
-            print("note: no %s cgroup is delegated to the grader: the kernels' %s limited by "
-                  "rlimits only" % (" or ".join(missing), " and ".join(
-                      {"memory": "memory", "pids": "processes", "cpu": "CPU share"}[kind]
-                      for kind in missing) + (" are" if len(missing) > 1 else " is")),
-                  file=sys.stderr)
-    started = time.perf_counter()
+    return submissions
+
+
+def _check_sandbox():
+    """One line if kernels cannot be sandboxed here; a note if their limits are rlimits only."""
+    from .sandbox import Sandbox, undelegated_cgroups
+    reason = Sandbox.unavailable()
+    if reason:
+        raise GradingError("cannot run the students' code in a sandbox: %s (install "
+                           "bubblewrap, or pass --no-sandbox to grade without one)" % reason)
+    missing = undelegated_cgroups()
+    if missing:
+        limits = [{"memory": "memory", "pids": "processes", "cpu": "CPU share"}[kind]
+                  for kind in missing]
+        print("note: no %s cgroup is delegated to the grader: the kernels' %s %s limited by "
+              "rlimits only" % (" or ".join(missing), " and ".join(limits),
+                                "are" if len(limits) > 1 else "is"), file=sys.stderr)
+
+
+def _run_grader(course, args, submissions):
+    """Grades the submissions; returns their Outcomes. Ctrl-C or SIGTERM ends the process
+    (see _interrupted)."""
     stop = Stop()
     previous = {signum: signal.signal(signum, lambda signum, frame: stop.request(signum))
                 for signum in (signal.SIGINT, signal.SIGTERM)}
@@ -164,8 +174,12 @@ def cmd_grade(course, args):
     executor.close()
     for signum, handler in previous.items():
         signal.signal(signum, handler)
-    elapsed = time.perf_counter() - started
+    return outcomes
 
+
+def _write_reports(course, problem_sets, not_graded):
+    """Every report, from the gradebook and the markers; returns (grades.csv's path, the
+    number of submissions listed in grading-problems.csv)."""
     tables = {ps: report.submissions(course.db_url, ps) for ps in course.released()}
     failures = {ps: markers.problems(course, ps) for ps in tables}
     for problem_set in problem_sets:
@@ -174,6 +188,26 @@ def cmd_grade(course, args):
     report.write_class_csv(tables, path, failures)
     listed = report.write_problems(failures, not_graded,
                                    course.path("reports", "grading-problems.csv"))
+    return path, listed
+
+
+def cmd_grade(course, args):
+    if args.all == bool(args.problem_set):
+        raise CourseError("name the problem sets to grade, or pass --all")
+    problem = _Problems()
+    problem_sets = _problem_sets(course, args, problem)
+    submissions = _submissions(course, problem_sets, args.student, problem)
+    if not submissions:
+        if problem.lines:
+            return 1
+        raise CourseError("nothing to grade: no submissions of %s under submitted/"
+                          % ", ".join(problem_sets))
+    if not args.no_sandbox and not args.scheduler:  # Dask workers check their own machines
+        _check_sandbox()
+    started = time.perf_counter()
+    outcomes = _run_grader(course, args, submissions)
+    elapsed = time.perf_counter() - started
+    path, listed = _write_reports(course, problem_sets, problem.not_graded)
     counts = {status: sum(o.status == status for o in outcomes)
               for status in ("graded", "incomplete", "skipped", "failed")}
     print("graded %d, already graded %d, failed %d" % (
@@ -185,12 +219,12 @@ def cmd_grade(course, args):
         print("%d submissions need a look (failed, incomplete or not graded): %s" % (
             listed, os.path.relpath(course.path("reports", "grading-problems.csv"),
                                     course.root)))
-    return 1 if problems or counts["failed"] or counts["incomplete"] else 0
+    return 1 if problem.lines or counts["failed"] or counts["incomplete"] else 0
 
 
 def _interrupted(progress, executor, signum):
     """Ctrl-C or SIGTERM: the workers and their kernels are ended, one line is printed, and
-    the process leaves at once (what is recorded is complete: see grader.Stop)."""
+    the process leaves at once (what is recorded is complete: see autograde.Stop)."""
     progress.close()
     try:
         executor.close(abort=True)

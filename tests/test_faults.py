@@ -15,7 +15,7 @@ import time
 import pytest
 
 from nncourse import markers as marker_files
-from nncourse.sandbox import descendants
+from nncourse.sandbox import delegated_cgroups, descendants
 from tests.test_class_grading import (expected_total, grade, make_class, markers, scores)
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
@@ -83,11 +83,17 @@ def _zygote_folders():
     return {name for name in os.listdir("/tmp") if name.startswith("nncourse-zygote-")}
 
 
+def _cgroups():
+    """The zygotes' cgroups, where this machine delegates any to the grader."""
+    return {os.path.join(parent, name) for parent in set(delegated_cgroups().values())
+            for name in os.listdir(parent) if name.startswith("nncourse-")}
+
+
 def test_a_killed_grader_leaves_nothing_running_and_the_next_run_grades_only_the_rest(
         tmp_path_factory):
     students = ["full", "blank", "mutant-bias", "mutant-ce"]
     course = make_class(tmp_path_factory, "killed", students)
-    folders_before = _zygote_folders()
+    folders_before, cgroups_before = _zygote_folders(), _cgroups()
     process = _start(course, "--workers", "2")
     _until(process, ": graded in", 2)
     below = _below(process.pid)  # workers, resource tracker, bwrap, zygotes, kernels
@@ -104,8 +110,9 @@ def test_a_killed_grader_leaves_nothing_running_and_the_next_run_grades_only_the
     for student, marker in done.items():
         assert markers(course)[student] == marker  # not graded a second time
     assert scores(course) == {student: expected_total(student) for student in students}
-    # the dead workers' zygote folders were removed by the next run
+    # the dead workers' zygote folders and cgroups were removed by the next run
     assert _zygote_folders() <= folders_before
+    assert _cgroups() <= cgroups_before
 
 
 def test_a_worker_killed_from_outside_costs_no_submission(tmp_path_factory):
