@@ -18,10 +18,12 @@ _OWNER = "owner"  # in a zygote's folder: "pid start-time" of the process that o
 
 
 def _start_time(pid):
-    """When process ``pid`` started (in clock ticks since boot), or None if there is none."""
+    """When process ``pid`` started (in clock ticks since boot), or None if there is none
+    (a zombie counts as none: a worker killed a moment ago, not yet reaped by its parent)."""
     try:
         with open("/proc/%d/stat" % pid) as stat:
-            return int(stat.read().rsplit(")", 1)[1].split()[19])
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return None if fields[0] in ("Z", "X") else int(fields[19])
     except (OSError, ValueError, IndexError):
         return None
 
