@@ -7,6 +7,7 @@ import os
 import time
 from concurrent import futures
 
+from ..sandbox import remove_leftovers
 from .records import GradingError
 from .worker import init_local_worker, execute_submission
 
@@ -36,7 +37,6 @@ class LocalExecutor:
     def restart(self):
         """A new pool in place of a broken one (its dead workers' zygotes die with them, and
         what those leave is removed)."""
-        from ..sandbox import remove_leftovers
         self.pool.shutdown(wait=False, cancel_futures=True)
         remove_leftovers()
         self.pool = self._new_pool()
@@ -53,6 +53,7 @@ class LocalExecutor:
     def close(self, abort=False):
         if not abort:
             self.pool.shutdown(wait=True)
+            remove_leftovers()  # of workers that died during the run, now surely gone
             return
         # interrupted: the submissions in flight are dropped (they are not recorded); a worker
         # kills its zygote, and with it the kernels, on SIGTERM
