@@ -40,8 +40,9 @@ def init_local_worker(threads, coordinator):
 def _end_worker(signum, frame):
     """SIGTERM in a local worker: its zygote (and every kernel) is killed and its folder and
     cgroups removed before the worker leaves."""
-    if _zygote is not None:
-        _zygote.kill()
+    zygote = _zygote
+    if zygote is not None:
+        zygote.kill()
     os._exit(128 + signum)
 
 

@@ -4,6 +4,7 @@ folders, ending it; and removing what zygotes of dead graders left."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -140,11 +141,15 @@ class Zygote:
 
     def kill(self):
         """Ends the zygote and its kernels at once (bwrap's namespace dies with its first
-        process), then removes what it leaves; safe in a signal handler."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self._remove()
+        process), then removes what it leaves. For a signal handler in a process about to
+        leave: it takes no lock (Popen's and the streams' could be held by the code it
+        interrupted, and would never be released)."""
+        try:
+            os.kill(self.process.pid, signal.SIGKILL)
+            os.waitpid(self.process.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass  # already gone
+        self._remove_files()
 
     def _remove(self):
         for stream in (self.process.stdin, self.process.stdout):
@@ -152,6 +157,9 @@ class Zygote:
                 stream.close()
             except (OSError, ValueError):
                 pass
+        self._remove_files()
+
+    def _remove_files(self):
         # the socket, and the Unix sockets of kernels killed before they could remove them
         shutil.rmtree(self.folder, ignore_errors=True)
         for folder in self.cgroups:
