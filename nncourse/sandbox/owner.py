@@ -144,11 +144,12 @@ class Zygote:
         process), then removes what it leaves. For a signal handler in a process about to
         leave: it takes no lock (Popen's and the streams' could be held by the code it
         interrupted, and would never be released)."""
-        try:
-            os.kill(self.process.pid, signal.SIGKILL)
-            os.waitpid(self.process.pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass  # already gone
+        if self.process.returncode is None:  # not reaped yet, so the pid is still its own
+            try:
+                os.kill(self.process.pid, signal.SIGKILL)
+                os.waitpid(self.process.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass  # already gone
         self._remove_files()
 
     def _remove(self):
