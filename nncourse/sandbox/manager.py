@@ -20,7 +20,7 @@ def _tree_cpu(root):
     """Seconds of CPU time used by ``root`` and every process below it, ended ones included
     once their parent has reaped them (they count in its children's times)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    parents, used = {}, {}
+    children, used = {}, {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -29,7 +29,7 @@ def _tree_cpu(root):
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        parents[int(name)] = int(fields[1])
+        children.setdefault(int(fields[1]), []).append(int(name))
         used[int(name)] = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
     if root not in used:
         return None
@@ -37,7 +37,7 @@ def _tree_cpu(root):
     while below:
         pid = below.pop()
         total += used.get(pid, 0)
-        below += [child for child, parent in parents.items() if parent == pid]
+        below += children.get(pid, [])
     return total / ticks
 
 
