@@ -22,6 +22,7 @@ from _classes import environment, mixed_class, submit_class, write_course
 from nncourse import markers, report
 from nncourse.course import Course
 from nncourse.sandbox import delegated_cgroups, descendants, remove_leftovers
+from tests.helpers import processes
 
 
 class Run:
@@ -51,17 +52,6 @@ class Run:
 
     def below(self):
         return set(descendants(self.process.pid)) - {self.process.pid}
-
-
-def _processes():
-    out = subprocess.run(["ps", "-e", "-ww", "-o", "pid=,ppid=,stat=,args="],
-                         capture_output=True, text=True).stdout
-    table = {}
-    for line in out.splitlines():
-        pid, ppid, state, *args = line.split(None, 3)
-        if not state.startswith("Z"):
-            table[int(pid)] = (int(ppid), args[0] if args else "")
-    return table
 
 
 def _alive(pid):
@@ -132,7 +122,7 @@ class Bench:
 
     def record(self, fault, folder, run, seconds, below, rerun=True, expected=None):
         time.sleep(10)  # whatever outlives the grader has had time to notice
-        alive = len(below & set(_processes()))
+        alive = len(below & set(processes()))
         folders, cgroups = _leftovers()
         expected = expected or self.expected
         lost_now = _wrong(folder, expected, done_only=True)
@@ -158,7 +148,7 @@ class Bench:
         folder = self.course()
         run = Run(folder)
         run.until_graded(4)
-        workers = [pid for pid, (ppid, args) in _processes().items()
+        workers = [pid for pid, (ppid, args) in processes().items()
                    if ppid == run.process.pid and "spawn_main" in args
                    and "resource_tracker" not in args]
         below = run.below()
@@ -211,7 +201,7 @@ class Bench:
         folder = self.course()
         run = Run(folder)
         run.until_graded(3)
-        table = _processes()
+        table = processes()
         below = run.below()
         zygotes = {pid for pid, (ppid, args) in table.items() if pid in below
                    and "zygote" in args and not args.startswith("bwrap")

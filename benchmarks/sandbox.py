@@ -2,7 +2,7 @@
 
 1. Overhead: the same mixed class of ps1 submissions graded by `nncourse grade --force` with
    and without the sandbox, alternately, --runs times each; medians and their ratio.
-2. The hostile catalogue of tests/test_sandbox.py graded in one batch with an honest control
+2. The hostile catalogue (tests/hostile.py) graded in one batch with an honest control
    student (cell timeout 8 s, notebook limit 30 s): each case's score, the control's score and
    the time its grading took.
 
@@ -21,8 +21,8 @@ import nbformat
 from _classes import mixed_class, nncourse, submit_class, write_course
 
 from nncourse import samples
-from tests import test_sandbox as hostile
-from tests.conftest import source_notebook
+from tests import hostile
+from tests.helpers import source_notebook
 
 
 def overhead(scratch, students, runs):
@@ -50,10 +50,10 @@ def hostile_batch(scratch):
     release = nbformat.read(course / "release" / "ps1" / "ps1.ipynb", 4)
     students = {"control": samples.filled_notebook(release, source_notebook("ps1"))}
     for name, attack in hostile.HOSTILE.items():
-        students[name] = hostile._hostile_notebook(course, attack, everywhere=False)
+        students[name] = hostile.hostile_notebook(course, attack, everywhere=False)
     for name, attack in hostile.EVERYWHERE.items():
-        students[name] = hostile._hostile_notebook(course, attack, everywhere=True)
-    students[hostile.TAMPERED] = hostile._tampered_notebook(course)
+        students[name] = hostile.hostile_notebook(course, attack, everywhere=True)
+    students[hostile.TAMPERED] = hostile.tampered_notebook(course)
     for student, notebook in students.items():
         os.makedirs(course / "submitted" / student / "ps1")
         samples.write(notebook, str(course / "submitted" / student / "ps1" / "ps1.ipynb"))

@@ -14,7 +14,7 @@ from nncourse import checks
 from nncourse.checks import wire
 from nncourse.catalogue import ps1 as catalogue, ps2 as catalogue_ps2, ps3 as catalogue_ps3
 from nncourse.catalogue import ps4 as catalogue_ps4, ps5 as catalogue_ps5
-from tests.conftest import reference_namespace, source_notebook
+from tests.helpers import reference_namespace, source_notebook
 
 CATALOGUES = {"ps1": catalogue, "ps2": catalogue_ps2, "ps3": catalogue_ps3,
               "ps4": catalogue_ps4, "ps5": catalogue_ps5}

@@ -1,6 +1,5 @@
 """Grading a whole class with `nncourse grade`: parallel, resumable, on Dask, with reports."""
 
-import json
 import os
 import shutil
 import socket
@@ -8,76 +7,14 @@ import subprocess
 import sys
 
 import pytest
-from nbgrader.api import Gradebook
 
 from nncourse import report
-from nncourse.course import COURSE_ID, Course
 from nncourse.markers import MARKER
-from nncourse.catalogue import ps1 as catalogue
-from tests.conftest import run, source_notebook
-from tests.test_grading import cell_scores, expected_points, submit
+from tests.helpers import (CLASS, cell_scores, expected_points, expected_total, grade,
+                           gradebook_snapshot, make_class, markers, run, scores,
+                           source_notebook, submit)
 
 pytestmark = [pytest.mark.slow]
-
-MUTANTS = {m.name: m for m in catalogue.MUTANTS}
-SUBMITTED = "2026-10-02 17:45:12.000000 UTC"
-CLASS = {
-    "full": [],
-    "blank": None,
-    "equivalent": list(catalogue.EQUIVALENT),
-    "mutant-bias": MUTANTS["bias gradient averaged instead of summed"].edits,
-    "mutant-ce": MUTANTS["cross-entropy gradient without the max shift"].edits,
-}
-
-
-def make_class(tmp_path_factory, name, students=CLASS):
-    from tests.conftest import course as make_course
-    course = make_course.__wrapped__(tmp_path_factory.mktemp(name))
-    for student in students:
-        submit(course, student, CLASS[student])
-    if "mutant-bias" in students:  # as nbgrader collect leaves it: the time of submission
-        (course / "submitted" / "mutant-bias" / "ps1" / "timestamp.txt").write_text(SUBMITTED)
-    return course
-
-
-def grade(course, *args, **kwargs):
-    return run(["nncourse", "--course", str(course), "grade", *args], cwd=course, **kwargs)
-
-
-def gradebook_snapshot(course, db_url=None):
-    """Every recorded grade and comment, by (student, notebook, cell)."""
-    snapshot = {}
-    with Gradebook(db_url or Course(str(course)).db_url, COURSE_ID) as gradebook:
-        for submission in gradebook.assignment_submissions("ps1"):
-            snapshot[(submission.student_id, "submitted at")] = str(submission.timestamp)
-            for notebook in submission.notebooks:
-                for grade_ in notebook.grades:
-                    snapshot[(submission.student_id, notebook.name, grade_.name)] = (
-                        grade_.auto_score, grade_.manual_score, grade_.needs_manual_grade)
-                for comment in notebook.comments:
-                    snapshot[(submission.student_id, notebook.name, comment.name, "comment")] = (
-                        comment.auto_comment, comment.manual_comment)
-    return snapshot
-
-
-def markers(course):
-    return {student: json.loads((course / "autograded" / student / "ps1" / MARKER).read_text())
-            for student in os.listdir(course / "autograded")
-            if (course / "autograded" / student / "ps1" / MARKER).exists()}
-
-
-def scores(course):
-    return {row["student"]: row["score"]
-            for row in report.grade_table(Course(str(course)).db_url, "ps1")}
-
-
-def expected_total(student):
-    points, by_check = expected_points(None)
-    if CLASS[student] is None:
-        return 0.0
-    mutant = next((m for m in catalogue.MUTANTS if m.edits == CLASS[student]), None)
-    lost = {by_check[name] for name in mutant.breaks} if mutant else set()
-    return sum(value for cell, value in points.items() if cell not in lost)
 
 
 @pytest.fixture(scope="module")
@@ -310,7 +247,7 @@ def test_reports_csv_pass_rates_plot_and_feedback(parallel):
 
     with open(course / "reports" / "ps1-pass-rates.csv") as data:
         rates = {r["part"]: r for r in csv.DictReader(data)}
-    points, _ = expected_points(None)
+    points, _ = expected_points()
     assert set(rates) == set(points)  # automatically graded parts only
     for part, row in rates.items():
         scores = [v[0] for k, v in snapshot.items() if len(k) == 3 and k[2] == part]
@@ -345,7 +282,7 @@ def test_without_a_sandbox_grading_refuses_unless_told(tmp_path_factory):
     graded = subprocess.run(command + ["--no-sandbox"], cwd=course, env=env, capture_output=True,
                             text=True)
     assert graded.returncode == 0, graded.stderr
-    points, _ = expected_points(course)
+    points, _ = expected_points()
     assert cell_scores(course, "full")[0] == points
 
 

@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from tests.test_class_grading import expected_total, grade, gradebook_snapshot, make_class
+from tests.helpers import expected_total, grade, gradebook_snapshot, make_class
 
 pytestmark = [pytest.mark.slow]
 

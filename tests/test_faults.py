@@ -16,29 +16,15 @@ import pytest
 
 from nncourse import markers as marker_files
 from nncourse.sandbox import delegated_cgroups, descendants
-from tests.test_class_grading import (expected_total, grade, make_class, markers, scores)
+from tests.helpers import (cell_scores, environment, expected_total, grade, make_class, markers,
+                           processes, scores, submit)
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
-ENV = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-ENV.pop("NBGRADER_EXECUTION", None)
-
-
 def _start(course, *args, new_session=False):
     return subprocess.Popen(["nncourse", "--course", str(course), "grade", "ps1", *args],
-                            cwd=course, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=new_session)
-
-
-def _processes():
-    """{pid: (parent pid, command line)} of every process on the machine."""
-    out = subprocess.run(["ps", "-e", "-ww", "-o", "pid=,ppid=,args="], capture_output=True,
-                         text=True).stdout
-    found = {}
-    for line in out.splitlines():
-        pid, ppid, *args = line.split(None, 2)
-        found[int(pid)] = (int(ppid), args[0] if args else "")
-    return found
+                            cwd=course, env=environment(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=new_session)
 
 
 def _below(pid):
@@ -75,7 +61,7 @@ def _until(process, text, count=1):
 def _pool_workers(grader):
     """The local pool's worker processes of a running `nncourse grade` (its spawned children,
     not multiprocessing's resource tracker)."""
-    return [pid for pid, (ppid, args) in _processes().items()
+    return [pid for pid, (ppid, args) in processes().items()
             if ppid == grader and "spawn_main" in args and "resource_tracker" not in args]
 
 
@@ -147,7 +133,7 @@ def test_a_kernel_killed_from_outside_is_graded_again_in_a_fresh_kernel(tmp_path
     # the zygote (whose parent is bwrap) forks a process above each sandboxed kernel
     deadline, killed = time.monotonic() + 120, None
     while killed is None and time.monotonic() < deadline:
-        table = _processes()
+        table = processes()
         below = _below(process.pid)
         zygotes = {pid for pid, (ppid, args) in table.items() if pid in below
                    and "zygote" in args and not args.startswith("bwrap")
@@ -251,7 +237,6 @@ def _busy(count):
 
 def test_on_a_busy_machine_limits_are_cpu_time_and_still_stop_loops_and_sleeps(
         tmp_path_factory):
-    from tests.test_grading import cell_scores, submit
     course = make_class(tmp_path_factory, "busy", ["full"])
     CPU_LIMIT, WALL_LIMIT = 4, 30  # seconds per cell
     with open(course / "nbgrader_config.py", "a") as config:

@@ -1,19 +1,16 @@
 """Grading through the real `nbgrader autograde`, as `nncourse grade` runs it."""
 
 import csv
-import json
-import os
 
 import nbformat
 import pytest
 
 from nncourse import samples
-from nncourse.course import Course
 from nncourse.datasets import write_offline_datasets
-from nncourse.report import grade_table
 from nncourse.catalogue import ps1 as catalogue, ps2 as catalogue_ps2, ps3 as catalogue_ps3
 from nncourse.catalogue import ps4 as catalogue_ps4, ps5 as catalogue_ps5
-from tests.conftest import run, source_notebook
+from tests.helpers import (cell_scores, expected_points, grades, make_course, run,
+                           source_notebook, submit)
 
 pytestmark = [pytest.mark.slow]
 
@@ -55,53 +52,13 @@ STUDENTS = {
 }
 
 
-def submit(course, student, edits, problem_set="ps1"):
-    release = nbformat.read(course / "release" / problem_set / (problem_set + ".ipynb"), 4)
-    folder = course / "submitted" / student / problem_set
-    folder.mkdir(parents=True)
-    notebook = release if edits is None else samples.filled_notebook(
-        release, source_notebook(problem_set), edits)
-    samples.write(notebook, str(folder / (problem_set + ".ipynb")))
-
-
-def cell_scores(course, student, problem_set="ps1"):
-    notebook = nbformat.read(
-        course / "autograded" / student / problem_set / (problem_set + ".ipynb"), 4)
-    scores = {}
-    for cell in notebook.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade") and cell.cell_type == "code":
-            failed = any(o.output_type == "error" or getattr(o, "name", "") == "stderr"
-                         for o in cell.outputs)
-            scores[meta["grade_id"]] = 0.0 if failed else float(meta["points"])
-    return scores, notebook
-
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    from tests.conftest import course as make_course
-    course = make_course.__wrapped__(tmp_path_factory.mktemp("grading"))
+    course = make_course(tmp_path_factory.mktemp("grading") / "course")
     for student, edits in STUDENTS.items():
         submit(course, student, edits)
     result = run(["nncourse", "--course", str(course), "grade", "ps1"], cwd=course)
     return course, result
-
-
-def grades(course, problem_set="ps1"):
-    """The grade table's rows by student, read from the course's gradebook."""
-    return {row["student"]: row for row in grade_table(Course(str(course)).db_url, problem_set)}
-
-
-def expected_points(course, problem_set="ps1"):
-    source = source_notebook(problem_set)
-    points, by_check = {}, {}
-    for cell in source.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade") and cell.cell_type == "code":
-            points[meta["grade_id"]] = float(meta["points"])
-            name = cell.source.split('run_check("')[1].split('")')[0]
-            by_check[name] = meta["grade_id"]
-    return points, by_check
 
 
 def test_grading_finishes_and_prints_the_table(graded):
@@ -114,14 +71,14 @@ def test_grading_finishes_and_prints_the_table(graded):
 
 def test_reference_solution_scores_full_marks(graded):
     course, _ = graded
-    points, _ = expected_points(course)
+    points, _ = expected_points()
     scores, _ = cell_scores(course, "full")
     assert scores == points
 
 
 def test_equivalent_solution_scores_full_marks(graded):
     course, _ = graded
-    points, _ = expected_points(course)
+    points, _ = expected_points()
     assert cell_scores(course, "equivalent")[0] == points
 
 
@@ -136,7 +93,7 @@ def test_blank_release_scores_zero(graded):
 @pytest.mark.parametrize("student", [s for s in STUDENTS if s.startswith("mutant-")])
 def test_one_mutant_loses_exactly_its_behaviours_points(graded, student):
     course, _ = graded
-    points, by_check = expected_points(course)
+    points, by_check = expected_points()
     mutant = next(m for m in catalogue.MUTANTS if m.edits == STUDENTS[student])
     lost = {by_check[name] for name in mutant.breaks}
     expected = {cell: (0.0 if cell in lost else value) for cell, value in points.items()}
@@ -152,7 +109,7 @@ def test_gradebook_agrees_with_the_notebook(graded):
 
 def test_a_shortcut_the_problem_set_rules_out_loses_its_parts_points_and_says_why(graded):
     course, _ = graded
-    points, _ = expected_points(course)
+    points, _ = expected_points()
     scores, notebook = cell_scores(course, "shortcut-torch")
     assert scores == {cell: 0.0 if cell in SHORTCUT_COSTS else value
                       for cell, value in points.items()}
@@ -233,7 +190,7 @@ def test_unknown_student_is_a_one_line_error_and_the_others_are_graded(course):
     result = _grade(course, "--student", "zed", "--student", "amy")
     assert result.returncode == 1
     assert "zed" in _one_line_error(result)
-    assert grades(course)["amy"]["score"] == sum(expected_points(course)[0].values())
+    assert grades(course)["amy"]["score"] == sum(expected_points()[0].values())
 
 
 def test_missing_and_corrupt_notebooks_are_one_line_errors(course):
@@ -292,9 +249,8 @@ def small_class(problem_set):
 
 @pytest.fixture(scope="module", params=sorted(SMALL_CLASSES))
 def graded_small(request, tmp_path_factory):
-    from tests.conftest import course as make_course
     problem_set = request.param
-    course = make_course.__wrapped__(tmp_path_factory.mktemp("grading_" + problem_set))
+    course = make_course(tmp_path_factory.mktemp("grading_" + problem_set) / "course")
     for student, edits in small_class(problem_set).items():
         submit(course, student, edits, problem_set)
     result = run(["nncourse", "--course", str(course), "grade", problem_set], cwd=course)
@@ -304,7 +260,7 @@ def graded_small(request, tmp_path_factory):
 
 def test_small_class_correct_solutions_score_full_marks(graded_small):
     course, problem_set = graded_small
-    points, _ = expected_points(course, problem_set)
+    points, _ = expected_points(problem_set)
     for student in ("full", "equivalent"):
         assert cell_scores(course, student, problem_set)[0] == points, student
 
@@ -316,7 +272,7 @@ def test_small_class_blank_release_scores_zero(graded_small):
 
 def test_small_class_mutants_lose_exactly_their_behaviours_points(graded_small):
     course, problem_set = graded_small
-    points, by_check = expected_points(course, problem_set)
+    points, by_check = expected_points(problem_set)
     catalogue_ = SMALL_CLASSES[problem_set]["catalogue"]
     for name in SMALL_CLASSES[problem_set]["mutants"]:
         mutant = next(m for m in catalogue_.MUTANTS if m.name == name)
@@ -328,7 +284,7 @@ def test_small_class_mutants_lose_exactly_their_behaviours_points(graded_small):
 
 def test_small_class_shortcuts_lose_their_parts_points(graded_small):
     course, problem_set = graded_small
-    points, _ = expected_points(course, problem_set)
+    points, _ = expected_points(problem_set)
     for student, (_, lost) in SMALL_CLASSES[problem_set].get("shortcuts", {}).items():
         expected = {cell: (0.0 if cell in lost else value) for cell, value in points.items()}
         assert cell_scores(course, student, problem_set)[0] == expected, student
@@ -358,7 +314,7 @@ def test_a_kernel_crash_costs_the_cells_from_the_crash_on_and_is_reported(course
                                                    "died in cell"), lines
     assert "exited with status 3" in lines[0] and "on both attempts" in lines[0]
     assert "(1 graded in part: a kernel was lost)" in result.stdout
-    points, _ = expected_points(course)
+    points, _ = expected_points()
     scores, notebook = cell_scores(course, "crashy")
     order = list(points)  # notebook order
     linear = order[:order.index("test_relu_forward")]

@@ -14,7 +14,7 @@ from nncourse.checks import wire
 from nncourse.autograde.preprocessors import (REVIEW, WORKER, ExpandChecks, JudgeChecks, RefusedGrading,
                               refuse_stock_autograde)
 from nncourse.policy import Review
-from tests.conftest import reference_namespace
+from tests.helpers import reference_namespace
 
 CHECK = "ps1.relu_forward"
 VISIBLE = "assert ReLU().forward(np.zeros((1, 1))).shape == (1, 1)"

@@ -5,7 +5,6 @@ import signal
 import subprocess
 import time
 
-import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook

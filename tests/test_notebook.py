@@ -4,14 +4,13 @@ kernel), and full mode reaches what the text promises, on the offline MNIST samp
 import os
 import re
 
-import nbformat
 import numpy as np
 import pytest
 from nbclient import NotebookClient
 
 from nncourse.datasets import write_offline_datasets
 from nncourse.course import ROOT
-from tests.conftest import reference_namespace, source_notebook
+from tests.helpers import reference_namespace, source_notebook
 
 pytestmark = [pytest.mark.slow]
 

@@ -9,7 +9,7 @@ from nncourse import samples
 from nncourse.catalogue import load as load_catalogue
 from nncourse.checks import PROBLEM_SETS
 from nncourse.autograde.preprocessors import review_submission
-from tests.conftest import source_notebook
+from tests.helpers import source_notebook
 
 
 def restored(problem_set, edits=(), release=False):

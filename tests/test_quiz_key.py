@@ -13,7 +13,7 @@ from torchvision import datasets, transforms
 
 from nncourse.checks.ps3 import QUIZ_KEY
 from nncourse.datasets import write_offline_datasets
-from tests.conftest import reference_namespace
+from tests.helpers import reference_namespace
 
 
 @pytest.fixture(scope="module")

