@@ -10,7 +10,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nncourse.course import COURSE_ID  # noqa: E402
-from nncourse.markers import MARKER  # noqa: E402
+from nncourse.autograde.markers import MARKER  # noqa: E402
 from nncourse.autograde.execute import LimitedExecute  # noqa: E402
 from nncourse.autograde.preprocessors import (ExpandChecks, JudgeChecks,  # noqa: E402
                                               KeepFirstCopy, refuse_stock_autograde)
@@ -27,7 +27,7 @@ c.CourseDirectory.course_id = COURSE_ID
 c.CourseDirectory.solution_directory = "solutions"
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "gradebook.db")
 
-# nncourse grade marks a finished submission with a file (nncourse/markers.py) that nbgrader
+# nncourse grade marks a finished submission with a file (nncourse/autograde/markers.py) that nbgrader
 # must not copy on (to feedback/, for instance).
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", MARKER]
 

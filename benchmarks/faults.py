@@ -19,7 +19,8 @@ import tempfile
 import time
 
 from _classes import environment, mixed_class, submit_class, write_course
-from nncourse import markers, report
+from nncourse import report
+from nncourse.autograde import markers
 from nncourse.course import Course
 from nncourse.sandbox import delegated_cgroups, descendants, remove_leftovers
 from tests.helpers import processes

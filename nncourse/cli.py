@@ -9,11 +9,12 @@ import time
 
 import nbformat
 
-from . import markers, report, samples
+from . import report, samples
 from .catalogue import load as load_catalogue
 from .course import (Course, CourseError, check_gradebook, environment_on_path,
                      find_course)
-from .autograde import ClassGrader, DaskExecutor, GradingError, LocalExecutor, Stop
+from .autograde import (ClassGrader, DaskExecutor, GradingError, LocalExecutor, Status, Stop,
+                        markers)
 from .datasets import write_offline_datasets
 
 
@@ -36,20 +37,20 @@ class Progress:
 
     def __call__(self, outcome):
         self.count += 1
-        self.failed += outcome.status == "failed"
+        self.failed += outcome.status == Status.FAILED
         if self.bar is not None:
             self.bar.set_postfix(failed=self.failed, refresh=False)
             self.bar.update(1)
         else:
-            detail = {"graded": "graded in %.1f s" % outcome.seconds,
-                      "incomplete": "graded in part in %.1f s" % outcome.seconds,
-                      "skipped": "already graded, unchanged",
-                      "failed": "FAILED after %.1f s" % outcome.seconds}[outcome.status]
+            detail = {Status.GRADED: "graded in %.1f s" % outcome.seconds,
+                      Status.INCOMPLETE: "graded in part in %.1f s" % outcome.seconds,
+                      Status.SKIPPED: "already graded, unchanged",
+                      Status.FAILED: "FAILED after %.1f s" % outcome.seconds}[outcome.status]
             print("[%d/%d] %s %s: %s%s" % (self.count, self.total, outcome.problem_set,
                                            outcome.student, detail, self._time_left()),
                   flush=True)
         if outcome.reason:
-            kind = {"failed": "error", "incomplete": "warning"}.get(outcome.status, "note")
+            kind = {Status.FAILED: "error", Status.INCOMPLETE: "warning"}.get(outcome.status, "note")
             message = "%s: %s %s: %s" % (kind, outcome.problem_set, outcome.student,
                                          outcome.reason)
             (self.bar.write if self.bar is not None else print)(message, file=sys.stderr)
@@ -208,18 +209,18 @@ def cmd_grade(course, args):
     outcomes = _run_grader(course, args, submissions)
     elapsed = time.perf_counter() - started
     path, listed = _write_reports(course, problem_sets, problem.not_graded)
-    counts = {status: sum(o.status == status for o in outcomes)
-              for status in ("graded", "incomplete", "skipped", "failed")}
+    counts = {status: sum(o.status == status for o in outcomes) for status in Status}
     print("graded %d, already graded %d, failed %d" % (
-        counts["graded"] + counts["incomplete"], counts["skipped"], counts["failed"])
-        + (" (%d graded in part: a kernel was lost)" % counts["incomplete"]
-           if counts["incomplete"] else "")
+        counts[Status.GRADED] + counts[Status.INCOMPLETE], counts[Status.SKIPPED],
+        counts[Status.FAILED])
+        + (" (%d graded in part: a kernel was lost)" % counts[Status.INCOMPLETE]
+           if counts[Status.INCOMPLETE] else "")
         + " in %.0f s; class grade table: %s" % (elapsed, os.path.relpath(path, course.root)))
     if listed:
         print("%d submissions need a look (failed, incomplete or not graded): %s" % (
             listed, os.path.relpath(course.path("reports", "grading-problems.csv"),
                                     course.root)))
-    return 1 if problem.lines or counts["failed"] or counts["incomplete"] else 0
+    return 1 if problem.lines or counts[Status.FAILED] or counts[Status.INCOMPLETE] else 0
 
 
 def _interrupted(progress, executor, signum):

@@ -7,7 +7,7 @@ import os
 from nbgrader.api import Gradebook, MissingEntry
 
 from .course import COURSE_ID
-from .markers import FAILED, INCOMPLETE
+from .autograde.markers import FAILED, INCOMPLETE
 
 BONUS_PREFIX = "bonus_"  # cells whose grade_id starts with this add points beyond the maximum
 
@@ -72,7 +72,7 @@ def _write(path, fieldnames, rows):
 def write_problem_set_csv(table, parts, path, failures=None):
     """From a problem set's :func:`submissions`: one row per student, one column per graded
     part (``parts``, in notebook order), then the total. A student in ``failures`` (see
-    :func:`nncourse.markers.problems`) whose grading failed gets a row with empty scores."""
+    :func:`nncourse.autograde.markers.problems`) whose grading failed gets a row with empty scores."""
     failures = failures or {}
     rows = []
     for student, scores in sorted(table.items()):

@@ -14,7 +14,7 @@ from nbgrader.api import Gradebook
 from nncourse import report, samples
 from nncourse.catalogue import ps1 as ps1_catalogue
 from nncourse.course import COURSE_ID, ROOT, Course
-from nncourse.markers import MARKER
+from nncourse.autograde.markers import MARKER
 
 
 def source_notebook(problem_set):

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from nncourse import report
-from nncourse.markers import MARKER
+from nncourse.autograde.markers import MARKER
 from tests.helpers import (CLASS, cell_scores, expected_points, expected_total, grade,
                            gradebook_snapshot, make_class, markers, run, scores,
                            source_notebook, submit)

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from nncourse import markers as marker_files
+from nncourse.autograde import markers as marker_files
 from nncourse.sandbox import delegated_cgroups, descendants
 from tests.helpers import (cell_scores, environment, expected_total, grade, make_class, markers,
                            processes, scores, submit)

@@ -1,6 +1,7 @@
-"""ExpandChecks and JudgeChecks on a notebook built in code, without a kernel: the reports a
-kernel could send (honest, forged, cut short, missing, duplicated) and what the graded cell
-keeps (nncourse/autograde/preprocessors.py, nncourse/sanitize.py)."""
+"""ExpandChecks, JudgeChecks and KeepFirstCopy on a notebook built in code, without a
+kernel: the reports a kernel could send (honest, forged, cut short, missing, duplicated),
+what the graded cell keeps, and copied cells (nncourse/autograde/preprocessors.py,
+nncourse/sanitize.py)."""
 
 import copy
 import json
@@ -11,8 +12,9 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from nncourse import checks
 from nncourse.checks import wire
-from nncourse.autograde.preprocessors import (REVIEW, WORKER, ExpandChecks, JudgeChecks, RefusedGrading,
-                              refuse_stock_autograde)
+from nncourse.autograde.preprocessors import (REVIEW, WORKER, ExpandChecks, JudgeChecks,
+                                              KeepFirstCopy, RefusedGrading,
+                                              refuse_stock_autograde)
 from nncourse.policy import Review
 from tests.helpers import reference_namespace
 
@@ -192,3 +194,16 @@ def test_a_failure_quoting_the_hidden_tests_is_cleaned_too():
     assert "__ndarray__" in quoted
     cell, errors = judged(nb, resources, [report(nonce, {wire.ERROR_KEY: "ValueError: " + quoted})])
     assert len(errors) == 1 and "__ndarray__" not in errors[0], errors
+
+
+def test_a_copied_test_cell_is_graded_from_its_first_copy_and_the_others_are_plain(caplog):
+    nb = notebook()
+    first = nb.cells[1]
+    copy_ = copy.deepcopy(first)
+    copy_.source = "pass  # a copy, emptied"
+    nb.cells.append(copy_)
+    nb, _ = KeepFirstCopy()(nb, {})
+    assert nb.cells[1].metadata["nbgrader"]["grade_id"] == "test_relu_forward"
+    assert "nbgrader" not in nb.cells[2].metadata
+    assert "cell test_relu_forward appears 2 times (a copied or split cell): graded from " \
+           "the first" in caplog.text

@@ -19,13 +19,15 @@ files, not paths, so it needs no shared file system, and starts kernels by forki
 that module describes unless told otherwise.
 
 A submission is done once its graded notebooks, its gradebook rows and its feedback are
-written, and then a marker (:mod:`nncourse.markers`) that holds a fingerprint of the
+written, and then a marker (:mod:`.markers`) that holds a fingerprint of the
 submission and of the source: grading again skips what is done and unchanged, and a run that
 is interrupted or killed loses at most the submissions in flight.
 """
 
-from .coordinator import ClassGrader, Stop
+from .coordinator import ClassGrader
 from .executors import DaskExecutor, LocalExecutor
-from .records import GradingError, Outcome
+from .records import GradingError, Outcome, Status
+from .stop import Stop
 
-__all__ = ["ClassGrader", "DaskExecutor", "GradingError", "LocalExecutor", "Outcome", "Stop"]
+__all__ = ["ClassGrader", "DaskExecutor", "GradingError", "LocalExecutor", "Outcome", "Status",
+           "Stop"]

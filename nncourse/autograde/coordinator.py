@@ -2,9 +2,7 @@
 touches the gradebook. It prepares each submission with nbgrader's own Autograde, hands it to
 an executor, records what comes back, writes the feedback and then the marker."""
 
-import contextlib
 import copy
-import fnmatch
 import hashlib
 import logging
 import os
@@ -17,30 +15,18 @@ import nbformat
 import sqlalchemy
 from nbformat.warnings import DuplicateCellId
 
-from .. import markers
+from . import markers
 from ..course import environment_on_path
 from ..datasets import write_offline_datasets
-from ..markers import MARKER
 from ..sandbox import remove_leftovers
 from .preprocessors import COPIES_NOTE, review_submission
-from .records import GradingError, Outcome
+from .records import Executed, GradingError, Outcome, Prepared, Status
+from .stop import Stop
 
 # nbformat renames a cell id that a copied cell repeats, and says so on stderr each time
 warnings.filterwarnings("ignore", category=DuplicateCellId)
 # Everything a worker receives is held in memory and sent over the network: keep it bounded.
 MAX_SUBMISSION_BYTES = 200 * 2**20
-
-
-def _files_under(folder, ignore):
-    """Relative paths of the files under ``folder``, without nbgrader's ignored patterns."""
-    found = []
-    for directory, subdirs, files in os.walk(folder):
-        subdirs[:] = sorted(d for d in subdirs
-                            if not any(fnmatch.fnmatch(d, pattern) for pattern in ignore))
-        for name in sorted(files):
-            if not any(fnmatch.fnmatch(name, pattern) for pattern in ignore):
-                found.append(os.path.relpath(os.path.join(directory, name), folder))
-    return found
 
 
 class _LogLines(logging.Handler):
@@ -87,7 +73,7 @@ class _Job:
     problem_set: str
     student: str
     fingerprint: str
-    payload: dict
+    prepared: Prepared
     attempts: int = 1  # a job whose worker died is run once more (see ClassGrader.grade)
 
 
@@ -108,7 +94,7 @@ class ClassGrader:
         split = names.index("SaveAutoGrades")
         self.execute_steps, self.record_steps = preprocessors[:split], preprocessors[split:]
         from nbgrader.coursedir import CourseDirectory
-        self._ignore = list(CourseDirectory(config=self.config).ignore) + [MARKER]
+        self._ignore = list(CourseDirectory(config=self.config).ignore) + [markers.MARKER]
         self._source_digests = {}
         self._source_notebooks = {}  # path -> master notebook, read once (policy reviews)
         write_offline_datasets(course.data_dir)  # once here, rather than by each worker
@@ -196,21 +182,14 @@ class ClassGrader:
     def _autograded(self, problem_set, student):
         return self.course.path("autograded", student, problem_set)
 
-    def _folder_digest(self, folder):
-        digest = hashlib.sha256()
-        for relative in _files_under(folder, self._ignore):
-            digest.update(relative.encode() + b"\0")
-            with open(os.path.join(folder, relative), "rb") as data:
-                digest.update(hashlib.sha256(data.read()).digest())
-        return digest.digest()
-
     def fingerprint(self, problem_set, student):
         """Changes when the submission, the source notebooks or their files change."""
         if problem_set not in self._source_digests:  # the same for every student
-            self._source_digests[problem_set] = self._folder_digest(
-                self.course.path("source", problem_set))
+            self._source_digests[problem_set] = markers.folder_digest(
+                self.course.path("source", problem_set), self._ignore)
         return hashlib.sha256(
-            self._folder_digest(self.course.path("submitted", student, problem_set))
+            markers.folder_digest(self.course.path("submitted", student, problem_set),
+                                  self._ignore)
             + self._source_digests[problem_set]).hexdigest()
 
     def _recorded(self, problem_sets):
@@ -230,13 +209,11 @@ class ClassGrader:
         """Graded before, completely, from the same files (the gradebook is checked by the
         caller). Returns the marker, or None."""
         marker = markers.read(self._autograded(problem_set, student))
-        if marker and marker["status"] == markers.GRADED and marker["fingerprint"] == fingerprint:
-            return marker
-        return None
+        return marker if markers.describes(marker, fingerprint) else None
 
     # step 1 ----------------------------------------------------------------------------
     def prepare(self, problem_set, student):
-        """nbgrader's own first half of autograde; returns the payload for a worker."""
+        """nbgrader's own first half of autograde; returns what a worker needs (Prepared)."""
         from nbgrader.converters import Autograde
         from nbgrader.converters.base import BaseConverter
 
@@ -253,7 +230,7 @@ class ClassGrader:
         prepared = self._run_converter(Prepare, problem_set, student)
         notes = [line for line in prepared.warnings if line.startswith(COPIES_NOTE)]
         files, size = {}, 0
-        for relative in _files_under(destination, []):
+        for relative in markers.files_under(destination):
             with open(os.path.join(destination, relative), "rb") as data:
                 files[relative] = data.read()
             size += len(files[relative])
@@ -261,11 +238,10 @@ class ClassGrader:
             raise GradingError("the submission holds %d MB of files (at most %d MB are graded)"
                                % (size >> 20, MAX_SUBMISSION_BYTES >> 20))
         notebooks = sorted(name for name in files if "/" not in name and name.endswith(".ipynb"))
-        return {"problem_set": problem_set, "student": student, "files": files,
-                "notebooks": notebooks, "config": self.config,
-                "reviews": self._review(problem_set, notebooks, files),
-                "preprocessors": self.execute_steps, "data_dir": self.course.data_dir,
-                "sandbox": self.sandbox, "notes": notes}
+        return Prepared(problem_set, student, files, notebooks, config=self.config,
+                        preprocessors=self.execute_steps,
+                        reviews=self._review(problem_set, notebooks, files),
+                        data_dir=self.course.data_dir, sandbox=self.sandbox, notes=notes)
 
     def _review(self, problem_set, notebooks, files):
         """The test cells each notebook forfeits by breaking the problem set's rules on what
@@ -319,47 +295,45 @@ class ClassGrader:
     def _finish(self, job, result):
         """Records a worker's result (or its failure), then its feedback, then its marker;
         returns the Outcome."""
-        seconds = result.get("seconds", 0.0)
-        if "error" in result:
-            self._fail(job.problem_set, job.student, job.fingerprint, result["error"])
-            return Outcome(job.problem_set, job.student, "failed", result["error"], seconds)
+        ps, student = job.problem_set, job.student
+        if result.error is not None:
+            self._fail(ps, student, job.fingerprint, result.error)
+            return Outcome(ps, student, Status.FAILED, result.error, result.seconds)
         try:
-            self.record(job.problem_set, job.student, result["notebooks"], job.fingerprint)
+            self.record(ps, student, result.notebooks, job.fingerprint)
         except Exception as exc:
             reason = "recording the grades failed: %s" % exc
-            self._fail(job.problem_set, job.student, job.fingerprint, reason)
-            return Outcome(job.problem_set, job.student, "failed", reason, seconds)
-        no_feedback = self._feedback_problem(job.problem_set, job.student)
-        incomplete = "; ".join(result.get("incomplete", []))
-        status = markers.INCOMPLETE if incomplete else markers.GRADED
+            self._fail(ps, student, job.fingerprint, reason)
+            return Outcome(ps, student, Status.FAILED, reason, result.seconds)
+        no_feedback = self._feedback_problem(ps, student)
+        incomplete = "; ".join(result.incomplete)
+        status = Status.INCOMPLETE if incomplete else Status.GRADED
         # written last: its presence says that everything above is complete
-        markers.write(self._autograded(job.problem_set, job.student), status, job.fingerprint,
+        markers.write(self._autograded(ps, student), status, job.fingerprint,
                       reason=incomplete or no_feedback, feedback=not no_feedback)
-        notes = job.payload.get("notes", []) + result.get("notes", []) + [no_feedback]
+        notes = [incomplete] + job.prepared.notes + result.notes + [no_feedback]
         if job.attempts > 1:
             notes.append("graded again after a grading worker died")
-        if incomplete:
-            return Outcome(job.problem_set, job.student, "incomplete",
-                           "; ".join([incomplete] + [n for n in notes if n]), seconds)
-        return Outcome(job.problem_set, job.student, "graded",
-                       "; ".join(note for note in notes if note), seconds)
+        return Outcome(ps, student, status, "; ".join(note for note in notes if note),
+                       result.seconds)
 
     def _fail(self, problem_set, student, fingerprint, reason):
         """No grade: what was written for it goes, and a marker says why (the reports leave
         its score empty)."""
         folder = self._autograded(problem_set, student)
         shutil.rmtree(folder, ignore_errors=True)
-        markers.write(folder, markers.FAILED, fingerprint, reason=reason, feedback=False)
+        markers.write(folder, Status.FAILED, fingerprint, reason=reason, feedback=False)
 
     # all of it ---------------------------------------------------------------------------
     def grade(self, submissions, force=False, stop=None):
         """Grades ``(problem_set, student)`` pairs; returns an Outcome for each, in order.
 
-        ``stop``: a :class:`Stop`; once it is requested, grading ends (KeyboardInterrupt)
-        between two submissions' records, never in the middle of one.
+        ``force``: grade again what is done. ``stop``: a :class:`Stop`; once it is requested,
+        grading ends (KeyboardInterrupt) between two submissions' records, never in the
+        middle of one.
         """
         stop = stop or Stop()
-        outcomes, jobs, pending = {}, {}, set()
+        outcomes, jobs = {}, {}  # jobs: future -> _Job, for those in flight
 
         def done(outcome):
             outcomes[(outcome.problem_set, outcome.student)] = outcome
@@ -371,81 +345,57 @@ class ClassGrader:
         try:
             for problem_set, student in submissions:
                 stop.check()
-                fingerprint = self.fingerprint(problem_set, student)
-                marker = (not force and (problem_set, student) in recorded
-                          and self.is_done(problem_set, student, fingerprint))
-                if marker:
-                    reason = ""
-                    if not marker.get("feedback", True) or not self.has_feedback(problem_set,
-                                                                                 student):
-                        with stop.held():
-                            reason = self._feedback_problem(problem_set, student)
-                            markers.write(self._autograded(problem_set, student),
-                                          markers.GRADED, fingerprint, reason=reason,
-                                          feedback=not reason)
-                    done(Outcome(problem_set, student, "skipped", reason))
-                    continue
-                with stop.held():
-                    try:
-                        payload = self.prepare(problem_set, student)
-                    except GradingError as error:
-                        self._fail(problem_set, student, fingerprint, str(error))
-                        done(Outcome(problem_set, student, "failed", str(error)))
-                        continue
-                job = _Job(problem_set, student, fingerprint, payload)
-                future = self.executor.submit(payload)
-                jobs[future] = job
-                pending.add(future)
-            while pending:
-                lost = []  # jobs whose worker died: graded once more, by a new pool
-                for future in self.executor.wait(pending, stop):
-                    pending.discard(future)
-                    job = jobs.pop(future)
-                    try:
-                        result = future.result()
-                    except Exception as exc:  # the worker itself died
-                        if self.executor.lost_worker(exc) and job.attempts < 2:
-                            lost.append(job)
-                            continue
-                        result = {"error": "the grading worker failed (%s)"
-                                           % (str(exc).splitlines() or [type(exc).__name__])[0]}
-                    with stop.held():
-                        done(self._finish(job, result))
-                if lost:
-                    self.executor.restart()
-                for job in lost:
-                    job.attempts += 1
-                    future = self.executor.submit(job.payload)
-                    jobs[future] = job
-                    pending.add(future)
+                job = self._start(problem_set, student, (problem_set, student) in recorded, stop)
+                if isinstance(job, Outcome):
+                    done(job)
+                else:
+                    jobs[self.executor.submit(job.prepared)] = job
+            self._collect(jobs, stop, done)
         finally:
-            for future in pending:
+            for future in jobs:
                 future.cancel()
         return [outcomes[key] for key in submissions if key in outcomes]
 
+    def _start(self, problem_set, student, recorded, stop):
+        """A job for a worker; or the Outcome of a submission that needs none: graded before
+        from the same files (``recorded`` in the gradebook), or one nbgrader cannot prepare."""
+        fingerprint = self.fingerprint(problem_set, student)
+        marker = recorded and self.is_done(problem_set, student, fingerprint)
+        if marker:
+            reason = ""
+            if not marker.get("feedback", True) or not self.has_feedback(problem_set, student):
+                with stop.held():
+                    reason = self._feedback_problem(problem_set, student)
+                    markers.write(self._autograded(problem_set, student), Status.GRADED,
+                                  fingerprint, reason=reason, feedback=not reason)
+            return Outcome(problem_set, student, Status.SKIPPED, reason)
+        with stop.held():
+            try:
+                return _Job(problem_set, student, fingerprint,
+                            self.prepare(problem_set, student))
+            except GradingError as error:
+                self._fail(problem_set, student, fingerprint, str(error))
+                return Outcome(problem_set, student, Status.FAILED, str(error))
 
-class Stop:
-    """A request to stop grading (Ctrl-C, SIGTERM), honoured only outside the sections that
-    write a submission's records, so that none is left half written."""
-
-    def __init__(self):
-        self.requested = None  # the signal number that asked
-        self._holding = 0
-
-    def request(self, signum):
-        self.requested = signum
-        if not self._holding:
-            raise KeyboardInterrupt
-
-    def check(self):
-        if self.requested is not None:
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def held(self):
-        self._holding += 1
-        try:
-            yield
-        finally:
-            self._holding -= 1
-        self.check()
+    def _collect(self, jobs, stop, done):
+        """Records the workers' results as they come, until ``jobs`` is empty. The jobs of a
+        worker that died are run once more, by a new pool."""
+        while jobs:
+            lost = []
+            for future in self.executor.wait(set(jobs), stop):
+                job = jobs.pop(future)
+                try:
+                    result = future.result()
+                except Exception as exc:  # the worker itself died
+                    if self.executor.lost_worker(exc) and job.attempts < 2:
+                        lost.append(job)
+                        continue
+                    result = Executed(error="the grading worker failed (%s)" % (
+                        str(exc).splitlines() or [type(exc).__name__])[0])
+                with stop.held():
+                    done(self._finish(job, result))
+            if lost:
+                self.executor.restart()
+            for job in lost:
+                job.attempts += 1
+                jobs[self.executor.submit(job.prepared)] = job

@@ -1,5 +1,5 @@
 """Where step 2 runs: a pool of local worker processes, or the workers of a Dask cluster.
-Both take a payload (:meth:`ClassGrader.prepare`) and give back a future of
+Both take a prepared submission (:class:`.records.Prepared`) and give back a future of
 :func:`nncourse.autograde.worker.execute_submission`'s result."""
 
 import multiprocessing
@@ -25,8 +25,8 @@ class LocalExecutor:
             self.workers, mp_context=multiprocessing.get_context("spawn"),
             initializer=init_local_worker, initargs=(threads, os.getpid()))
 
-    def submit(self, payload):
-        return self.pool.submit(execute_submission, payload)
+    def submit(self, prepared):
+        return self.pool.submit(execute_submission, prepared)
 
     @staticmethod
     def lost_worker(exc):
@@ -79,8 +79,8 @@ class DaskExecutor:
             raise GradingError("cannot reach the Dask scheduler at %s (%s)" % (address, exc))
         self.workers = max(1, len(self.client.scheduler_info()["workers"]))
 
-    def submit(self, payload):
-        return self.client.submit(execute_submission, payload, pure=False)
+    def submit(self, prepared):
+        return self.client.submit(execute_submission, prepared, pure=False)
 
     @staticmethod
     def lost_worker(exc):

@@ -15,7 +15,7 @@ import time
 import nbformat
 
 from ..datasets import answer_keys, write_offline_datasets
-from .records import GradingError
+from .records import Executed, GradingError
 
 
 _zygote = None
@@ -78,72 +78,77 @@ def _close_zygote():
             _zygote.close()
 
 
-def execute_submission(payload):
-    """Step 2, in a worker: runs the prepared notebooks and returns them (JSON text each).
-
-    Returns ``{"notebooks": {name: json}}`` or ``{"error": one line}``; never raises for a
-    problem of the submission, so a bad submission cannot take a worker down.
-    """
-    from nbgrader import utils
-    from nbgrader.preprocessors import Execute
-    from .execute import LOST
-    from .preprocessors import REVIEW, WORKER
-    from ..sandbox.manager import ForkedKernelManager
-
-    config = payload["config"]
+def execute_submission(prepared):
+    """Step 2, in a worker: runs the prepared notebooks (a :class:`Prepared`) and returns
+    them as an :class:`Executed`; never raises for a problem of the submission, so a bad
+    submission cannot take a worker down."""
     started = time.perf_counter()
     # nbclient leaves a task polling a lost kernel; asyncio would print its traceback
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
-    data_dir = write_offline_datasets(payload["data_dir"])
+    data_dir = write_offline_datasets(prepared.data_dir)
     try:
-        zygote = _worker_zygote(payload["sandbox"], data_dir)
+        zygote = _worker_zygote(prepared.sandbox, data_dir)
     except GradingError as exc:
-        return {"error": str(exc), "seconds": time.perf_counter() - started}
+        return Executed(error=str(exc), seconds=time.perf_counter() - started)
     folder = zygote.job_folder()
     try:
-        for relative, data in payload["files"].items():
+        for relative, data in prepared.files.items():
             path = os.path.join(folder, relative)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "wb") as out:
                 out.write(data)
-        config.ForkedKernelManager.zygote_socket = zygote.socket_path
-        environment = dict(NBGRADER_EXECUTION="autograde", NNCOURSE_DATA=data_dir)
-        executed, notes, incomplete = {}, [], []
-        for name in payload["notebooks"]:
-            # a kernel lost for a reason outside the student's code (killed from outside, a
-            # machine under memory pressure) costs nothing: the notebook runs once more in a
-            # fresh kernel; lost again, at whatever cell, the partial grade stands, marked
-            for attempt in (1, 2):
-                notebook = nbformat.reads(payload["files"][name].decode(), as_version=4)
-                resources = {"metadata": {"path": folder}, "unique_key": name[:-len(".ipynb")],
-                             REVIEW: payload.get("reviews", {}).get(name), WORKER: True,
-                             "nbgrader": {"student": payload["student"],
-                                          "assignment": payload["problem_set"],
-                                          "notebook": name[:-len(".ipynb")], "db_url": None}}
-                try:
-                    with utils.setenv(**environment):
-                        for cls in payload["preprocessors"]:
-                            options = ({"kernel_manager_class": ForkedKernelManager}
-                                       if issubclass(cls, Execute) else {})
-                            notebook, resources = cls(config=config, **options)(notebook,
-                                                                                resources)
-                except Exception as exc:  # a kernel that never started, a bug, ...
-                    reason = str(exc).strip().splitlines()
-                    return {"error": "%s: %s" % (name, reason[0] if reason else
-                                                 type(exc).__name__),
-                            "seconds": time.perf_counter() - started}
-                lost = resources.get(LOST)
-                if not lost:
-                    break
-                if attempt == 1:
-                    notes.append("%s: graded again in a fresh kernel (%s)" % (name, lost))
-                else:
-                    incomplete.append("%s: %s, on both attempts" % (name, lost))
-            executed[name] = nbformat.writes(notebook)
-            notes += ["%s: %s" % (name, note) for note in resources.get("nncourse_notes", [])]
+        prepared.config.ForkedKernelManager.zygote_socket = zygote.socket_path
+        result = Executed()
+        for name in prepared.notebooks:
+            _execute_notebook(prepared, name, folder, data_dir, result)
+    except GradingError as exc:  # a kernel that never started, a bug, ...
+        result = Executed(error=str(exc))
     finally:
         # what the kernel wrote stays here: it is the student's code's output, not a file the
         # instructor or the feedback should receive
         shutil.rmtree(os.path.dirname(folder), ignore_errors=True)
-    return {"notebooks": executed, "notes": notes, "incomplete": incomplete,
-            "seconds": time.perf_counter() - started}
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _execute_notebook(prepared, name, folder, data_dir, result):
+    """Runs one notebook through the execute steps into ``result``. A kernel lost for a
+    reason outside the student's code (killed from outside, a machine under memory
+    pressure) costs nothing: the notebook runs once more in a fresh kernel; lost again, at
+    whatever cell, the partial grade stands, marked incomplete."""
+    from .execute import LOST
+    for attempt in (1, 2):
+        notebook, resources = _run_preprocessors(prepared, name, folder, data_dir)
+        lost = resources.get(LOST)
+        if not lost:
+            break
+        if attempt == 1:
+            result.notes.append("%s: graded again in a fresh kernel (%s)" % (name, lost))
+        else:
+            result.incomplete.append("%s: %s, on both attempts" % (name, lost))
+    result.notebooks[name] = nbformat.writes(notebook)
+    result.notes += ["%s: %s" % (name, note) for note in resources.get("nncourse_notes", [])]
+
+
+def _run_preprocessors(prepared, name, folder, data_dir):
+    """(notebook, resources) after Autograde's execute steps, run on one notebook."""
+    from nbgrader import utils
+    from nbgrader.preprocessors import Execute
+    from .preprocessors import REVIEW, WORKER
+    from ..sandbox.manager import ForkedKernelManager
+    notebook = nbformat.reads(prepared.files[name].decode(), as_version=4)
+    stem = name[:-len(".ipynb")]
+    resources = {"metadata": {"path": folder}, "unique_key": stem,
+                 REVIEW: prepared.reviews.get(name), WORKER: True,
+                 "nbgrader": {"student": prepared.student, "assignment": prepared.problem_set,
+                              "notebook": stem, "db_url": None}}
+    try:
+        with utils.setenv(NBGRADER_EXECUTION="autograde", NNCOURSE_DATA=data_dir):
+            for cls in prepared.preprocessors:
+                options = ({"kernel_manager_class": ForkedKernelManager}
+                           if issubclass(cls, Execute) else {})
+                notebook, resources = cls(config=prepared.config, **options)(notebook, resources)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()
+        raise GradingError("%s: %s" % (name, reason[0] if reason else type(exc).__name__))
+    return notebook, resources

@@ -15,12 +15,40 @@ The ``fingerprint`` (of the submission and of the source) tells whether a ``grad
 still describes the files on disk.
 """
 
+import fnmatch
+import hashlib
 import json
 import os
 import time
 
+from .records import Status
+
 MARKER = ".nncourse-graded.json"
-GRADED, INCOMPLETE, FAILED = "graded", "incomplete", "failed"
+GRADED, INCOMPLETE, FAILED = Status.GRADED, Status.INCOMPLETE, Status.FAILED
+
+
+def files_under(folder, ignore=()):
+    """Relative paths of the files under ``folder``, in a fixed order, without those that
+    match one of the ``ignore`` patterns (nbgrader's ``CourseDirectory.ignore``) in their name
+    or in the name of a folder above them."""
+    found = []
+    for directory, subdirs, files in os.walk(folder):
+        subdirs[:] = sorted(d for d in subdirs
+                            if not any(fnmatch.fnmatch(d, pattern) for pattern in ignore))
+        for name in sorted(files):
+            if not any(fnmatch.fnmatch(name, pattern) for pattern in ignore):
+                found.append(os.path.relpath(os.path.join(directory, name), folder))
+    return found
+
+
+def folder_digest(folder, ignore=()):
+    """A digest of the names and contents of the files under ``folder`` (see files_under)."""
+    digest = hashlib.sha256()
+    for relative in files_under(folder, ignore):
+        digest.update(relative.encode() + b"\0")
+        with open(os.path.join(folder, relative), "rb") as data:
+            digest.update(hashlib.sha256(data.read()).digest())
+    return digest.digest()
 
 
 def path(folder):
@@ -50,6 +78,13 @@ def read(folder):
         return None
     marker.setdefault("status", GRADED)  # markers of earlier versions: graded, or nothing
     return marker
+
+
+def describes(marker, fingerprint):
+    """Whether ``marker`` says that the submission with ``fingerprint`` was completely graded
+    (a failed or incomplete one is graded again, and so is one whose files changed)."""
+    return bool(marker) and marker.get("status") == GRADED \
+        and marker.get("fingerprint") == fingerprint
 
 
 def problems(course, problem_set):
