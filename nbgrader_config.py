@@ -57,11 +57,20 @@ c.Autograde.autograde_preprocessors = [
 # in CPU time (per core of the kernel's share), so that a score does not depend on how busy the
 # machine is; a cell past its limit is interrupted, a notebook past its own runs no more cells.
 # The wall-clock limits only catch what uses no CPU (a cell that sleeps or waits forever).
-# The sandbox's limits on memory, processes and file sizes are in nncourse/sandbox/bubblewrap.py (Sandbox).
 c.LimitedExecute.cell_cpu_limit = 120
 c.LimitedExecute.notebook_cpu_limit = 600
 c.Execute.timeout = 300
 c.LimitedExecute.notebook_timeout = 1200
+c.LimitedExecute.cell_output_bytes = 2_000_000
+
+# What one sandboxed kernel may use (Sandbox, in nncourse/sandbox/bubblewrap.py, where each
+# setting's help says what it bounds; sizes in MB). These are the defaults.
+c.Sandbox.memory_mb = 4096
+c.Sandbox.processes = 512
+c.Sandbox.file_mb = 256
+c.Sandbox.tmp_mb = 512
+c.Sandbox.job_mb = 512
+c.Sandbox.shm_mb = 256
 
 # Worked solutions are committed without outputs (running them would train in full mode) and
 # without hidden tests (they name the grader's checks, which TAs and students do not need).

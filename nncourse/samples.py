@@ -5,16 +5,18 @@ reference solution's cells, exactly as a student would have typed them.
 """
 
 import copy
-import re
 
 import nbformat
+from nbgrader.preprocessors import ClearSolutions
 
-_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.M)
+# nbgrader's own solution markers (the course keeps ClearSolutions' default delimiters)
+_DELIMITERS = (ClearSolutions().begin_solution_delimeter, ClearSolutions().end_solution_delimeter)
 
 
 def solution_code(source_cell_text):
-    """A source cell's text with the solution markers removed."""
-    return _MARKER.sub("", source_cell_text)
+    """A source cell's text without the lines that mark its solution region."""
+    return "".join(line for line in source_cell_text.splitlines(keepends=True)
+                   if not any(delimiter in line for delimiter in _DELIMITERS))
 
 
 def filled_notebook(release, source, edits=()):

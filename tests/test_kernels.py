@@ -177,6 +177,32 @@ def test_a_sandboxed_kernel_works_and_sees_only_its_folder(tmp_path):
     assert results[8][0]["ename"] == "ModuleNotFoundError"
 
 
+@pytest.mark.skipif(Sandbox.unavailable() is not None, reason="no sandbox here")
+def test_the_sandboxs_limits_are_settings_of_the_course_config(tmp_path):
+    config = Config()
+    config.Sandbox.file_mb = 1
+    config.Sandbox.tmp_mb = 4
+    # a worker builds its zygote's sandbox from the course's configuration
+    from nncourse.autograde import worker
+    zygote = worker._worker_zygote(True, str(tmp_path), config)
+    try:
+        assert zygote.sandbox.limits["file_mb"] == 1 and zygote.sandbox.tmp_mb == 4
+        notebook = run(zygote, [
+            "open('small.bin', 'wb').write(bytes(2**19))",
+            "open('big.bin', 'wb').write(bytes(2 * 2**20))",
+            "open('/tmp/a.bin', 'wb').write(bytes(2**20)); open('/tmp/b.bin', 'wb').write(bytes(2**20))",
+            "for name in 'cde':\n    open('/tmp/' + name, 'wb').write(bytes(900 * 2**10))",
+        ], zygote.job_folder())
+    finally:
+        worker._close_zygote()
+        worker._zygote = None
+    results = outputs(notebook)
+    assert results[0][0]["data"]["text/plain"] == str(2**19)
+    assert results[1][0]["ename"] == "OSError" and "too large" in results[1][0]["evalue"]
+    assert "ename" not in results[2][0]  # 2 MB of the 4 MB /tmp
+    assert results[3][0]["ename"] == "OSError" and "No space left" in results[3][0]["evalue"]
+
+
 def test_a_forked_kernel_sees_only_the_allowed_part_of_the_environment(zygote, tmp_path,
                                                                         monkeypatch):
     monkeypatch.setenv("NNCOURSE_GRADER_SECRET", "not for students")

@@ -23,15 +23,13 @@ import secrets
 import sys
 
 from nbformat.notebooknode import NotebookNode
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 
 from .. import checks, policy, sanitize
 from ..checks import wire
 
 IMPORT_LINE = re.compile(r"^\s*from nncourse\.checks import run_check\s*$")
 CHECK_LINE = re.compile(r"""^(?P<indent>\s*)run_check\((?P<q>["'])(?P<name>[\w.]+)(?P=q)\)\s*$""")
-HIDDEN_REGION = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?",
-                           re.S | re.M)
 _STATE = "nncourse_checks"
 REVIEW = "nncourse_review"  # resources key: the submission's Review (review_submission)
 
@@ -152,7 +150,14 @@ class JudgeChecks(NbGraderPreprocessor):
             secrets += [piece for check, nonce, _ in expected for piece in (check.name, nonce)]
         self._sanitizer = sanitize.Sanitizer(secrets)
         self._review = review
+        self._hidden_tests = ClearHiddenTests(parent=self)  # the course's delimiters
         return super().preprocess(nb, resources)
+
+    def _visible_tests(self, source):
+        """A test cell's source as released: without its hidden tests region."""
+        cell = NotebookNode(cell_type="code", source=source, metadata={})
+        self._hidden_tests._remove_hidden_test_region(cell)
+        return cell.source.rstrip()
 
     def _silenced(self, index):
         """From a cell that tampers with the kernel on, no output can be trusted to hold only
@@ -170,7 +175,7 @@ class JudgeChecks(NbGraderPreprocessor):
         if state is not None:
             source, expected = state
             # the graded notebook (and the feedback made from it) shows the visible tests only
-            cell.source = HIDDEN_REGION.sub("", source).rstrip()
+            cell.source = self._visible_tests(source)
             failures = self._judge(cell, expected, resources)
             # the checks judge this cell: what reached stderr (a library's warning, a
             # progress bar) is shown, not scored (nbgrader gives 0 for any stderr)

@@ -46,12 +46,12 @@ def _end_worker(signum, frame):
     os._exit(128 + signum)
 
 
-def _worker_zygote(sandboxed, data_dir):
+def _worker_zygote(sandboxed, data_dir, config):
     """This worker's zygote (started again if it died or the sandbox settings changed)."""
     global _zygote, _zygote_settings
     from ..sandbox import Sandbox, Zygote
     with _zygote_lock:
-        wanted = (sandboxed, data_dir)
+        wanted = (sandboxed, data_dir, repr(sorted(config.get("Sandbox", {}).items())))
         if _zygote is not None and (_zygote.process.poll() is not None
                                     or _zygote_settings != wanted):
             _zygote.close()
@@ -64,7 +64,7 @@ def _worker_zygote(sandboxed, data_dir):
                     raise GradingError("cannot sandbox the kernels on %s: %s"
                                        % (socket.gethostname(), reason))
                 threads = os.environ.get("OMP_NUM_THREADS")  # this worker's share of the cores
-                sandbox = Sandbox(read_only=[data_dir], hidden=answer_keys(),
+                sandbox = Sandbox(config=config, read_only=[data_dir], hidden=answer_keys(),
                                   cpus=int(threads) if threads and threads.isdigit() else None)
             _zygote = Zygote(sandbox=sandbox)
             _zygote_settings = wanted
@@ -87,7 +87,7 @@ def execute_submission(prepared):
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     data_dir = write_offline_datasets(prepared.data_dir)
     try:
-        zygote = _worker_zygote(prepared.sandbox, data_dir)
+        zygote = _worker_zygote(prepared.sandbox, data_dir, prepared.config)
     except GradingError as exc:
         return Executed(error=str(exc), seconds=time.perf_counter() - started)
     folder = zygote.job_folder()

@@ -6,10 +6,13 @@ import shutil
 import subprocess
 import sys
 
+from traitlets import Integer
+from traitlets.config import Configurable
+
 from .zygote import STAGE
 
 
-class Sandbox:
+class Sandbox(Configurable):
     """The limits a sandboxed kernel runs under, and how to start a zygote inside bubblewrap.
 
     Nothing is visible inside but the system's and Python's files (read-only), the folders
@@ -17,13 +20,28 @@ class Sandbox:
     ``control/`` (the zygote's socket), ``kernels/`` (one folder of connection files and
     sockets per kernel), ``jobs/`` (one folder per submission being graded: ``work/`` and
     ``tmp/``) and ``mpl/`` (matplotlib's cache, made once per zygote). No network.
+
+    The limits are settings of ``nbgrader_config.py`` (``c.Sandbox.memory_mb = 8192``);
+    ``cpus`` (the kernel's share of the cores), ``read_only`` and ``hidden`` are the worker's.
     """
 
-    def __init__(self, memory_mb=4096, processes=512, file_mb=256, tmp_mb=512, job_mb=512,
-                 shm_mb=256, cpus=None, read_only=(), hidden=()):
-        self.limits = {"memory_mb": memory_mb, "processes": processes, "file_mb": file_mb,
-                       "cpus": cpus}
-        self.tmp_mb, self.job_mb, self.shm_mb = tmp_mb, job_mb, shm_mb
+    memory_mb = Integer(4096, help="memory a kernel may allocate beyond what it inherits from "
+                        "the zygote, in MB (where a memory cgroup is delegated, the zygote's "
+                        "holds 2 GB more)").tag(config=True)
+    processes = Integer(512, help="processes and threads of a kernel (for root, who is not "
+                        "bound by RLIMIT_NPROC, where a pids cgroup is delegated)"
+                        ).tag(config=True)
+    file_mb = Integer(256, help="the largest file a kernel may write, in MB").tag(config=True)
+    tmp_mb = Integer(512, help="a kernel's /tmp (in memory), in MB").tag(config=True)
+    job_mb = Integer(512, help="what a kernel may write into its submission's folder, in MB"
+                     ).tag(config=True)
+    shm_mb = Integer(256, help="a kernel's /dev/shm (PyTorch's DataLoader workers), in MB"
+                     ).tag(config=True)
+
+    def __init__(self, cpus=None, read_only=(), hidden=(), **kwargs):
+        super().__init__(**kwargs)
+        self.limits = {"memory_mb": self.memory_mb, "processes": self.processes,
+                       "file_mb": self.file_mb, "cpus": cpus}
         self.read_only = [os.path.realpath(path) for path in read_only]
         # folders inside the visible ones that must look empty (the checks' answer keys)
         self.hidden = [os.path.realpath(path) for path in hidden if os.path.isdir(path)]
