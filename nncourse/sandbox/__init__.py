@@ -10,9 +10,10 @@ network, a read-only view of the system and of Python, and of nothing else but i
 each kernel it forks then enters namespaces and limits of its own.
 
 =================  ==========================================================================
-``zygote.py``      what runs in the sandbox (standard library only, copied in as one file):
-                   the zygote, each kernel's own walls, the launcher that stands in for a
-                   kernel outside
+``zygote.py``      what runs in the sandbox (standard library only, copied in with
+                   ``walls.py``): the zygote, which forks each kernel
+``walls.py``       what a forked kernel does to wall itself off (namespaces, mounts, limits)
+``launcher.py``    the process that stands in for a kernel outside (standard library only)
 ``bubblewrap.py``  :class:`Sandbox`: the limits, and the bwrap command line around a zygote
 ``cgroups.py``     cgroups for a zygote's processes, only inside the grader's own
 ``owner.py``       :class:`Zygote`: the grader's side of one (start, job folders, end), and
@@ -24,7 +25,8 @@ each kernel it forks then enters namespaces and limits of its own.
 from .bubblewrap import Sandbox
 from .cgroups import delegated_cgroups, undelegated_cgroups
 from .owner import Zygote, remove_leftovers
-from .zygote import descendants, die_with_parent, kernel_environment
+from .walls import die_with_parent
+from .zygote import descendants, kernel_environment
 
 __all__ = ["Sandbox", "Zygote", "delegated_cgroups", "descendants", "die_with_parent",
            "kernel_environment", "remove_leftovers", "undelegated_cgroups"]

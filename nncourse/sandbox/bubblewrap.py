@@ -9,7 +9,7 @@ import sys
 from traitlets import Integer
 from traitlets.config import Configurable
 
-from .zygote import STAGE
+from .walls import STAGE
 
 
 class Sandbox(Configurable):

@@ -10,10 +10,10 @@ import tempfile
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Unicode, default
 
-from . import zygote
+from . import launcher
 
-# the launcher is run as a script (no package to import: it starts with every kernel)
-LAUNCHER = os.path.abspath(zygote.__file__)
+# the launcher is run as a program (no package to import: it starts with every kernel)
+LAUNCHER = os.path.abspath(launcher.__file__)
 
 
 def _tree_cpu(root):
@@ -99,7 +99,7 @@ class ForkedKernelManager(AsyncKernelManager):
         forkable = (self.zygote_socket and cmd[:3] == [sys.executable, "-m", "ipykernel_launcher"])
         if not forkable:  # another language or interpreter: started the usual way
             return cmd
-        return [sys.executable, LAUNCHER, "launch", "--socket", self.zygote_socket,
+        return [sys.executable, LAUNCHER, "--socket", self.zygote_socket,
                 "--pid-file", self.pid_file, "--", *cmd[3:]]
 
     @property
@@ -118,7 +118,7 @@ class ForkedKernelManager(AsyncKernelManager):
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         # The kernel's own log (its startup warnings) is not the grader's business: what
         # a notebook prints reaches the notebook through the kernel's messages.
-        if kernel_cmd[1:3] == [LAUNCHER, "launch"]:
+        if kernel_cmd[1:2] == [LAUNCHER]:
             kw.setdefault("stdout", subprocess.DEVNULL)
             kw.setdefault("stderr", subprocess.DEVNULL)
         return await super()._async_launch_kernel(kernel_cmd, **kw)

@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 
-from . import zygote as zygote_program
+from . import walls, zygote as zygote_program
 from .cgroups import confine, delegated_cgroups
 from .zygote import DEFAULT_PRELOAD, kernel_environment
 
@@ -99,15 +99,16 @@ class Zygote:
                 os.mkdir(os.path.join(self.folder, name))
             self.socket_path = os.path.join(self.folder, "control", "zygote.sock")
             script = os.path.join(self.folder, "bin", "zygote.py")
-            shutil.copy(os.path.abspath(zygote_program.__file__), script)
+            for module in (zygote_program, walls):  # the program and what it imports
+                shutil.copy(os.path.abspath(module.__file__), os.path.join(self.folder, "bin"))
             arguments += ["--socket", self.socket_path,
                           "--sandbox", json.dumps(sandbox.spec(self.folder))]
             command = sandbox.command(self.folder, os.path.join(os.path.realpath(sys.prefix),
                                                                 "bin", "python"),
-                                      script, ["zygote"] + arguments)
+                                      script, arguments)
         else:
             self.socket_path = os.path.join(self.folder, "zygote.sock")
-            command = [sys.executable, os.path.abspath(zygote_program.__file__), "zygote",
+            command = [sys.executable, os.path.abspath(zygote_program.__file__),
                        "--socket", self.socket_path] + arguments
         env = kernel_environment(os.environ if env is None else env)
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
