@@ -11,7 +11,7 @@ the hidden tests that the kernel saw while they ran. Here:
   name, the encoding of its inputs) is replaced by a note;
 - a test cell with a hidden check keeps its verdict and at most ``TEST_CELL_PRINTS``
   characters of what the student's code printed;
-- after a cell that tampers with the kernel (nncourse/policy.py), student cells keep nothing
+- after a cell that tampers with the kernel (nncourse/policy/), student cells keep nothing
   (such code could print anything the kernel held).
 """
 

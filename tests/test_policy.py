@@ -1,14 +1,15 @@
-"""The rules on what graded code may use, read from the source (nncourse/policy.py), on small
+"""The rules on what graded code may use, read from the source (nncourse/policy/), on small
 notebooks built in code and on the course's own reference, rewrites and mistakes."""
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from nncourse import samples
+from nncourse import policy, samples
 from nncourse.catalogue import load as load_catalogue
 from nncourse.checks import PROBLEM_SETS
 from nncourse.autograde.preprocessors import review_submission
+from nncourse.policy.reader import read_cell
 from tests.helpers import source_notebook
 
 
@@ -179,7 +180,6 @@ def test_ordinary_code_is_not_taken_for_tampering():
         "display(HTML('<b>done</b>'))\nimport torch\ntorch.backends.cudnn.benchmark = True\n"
         "import matplotlib.pyplot as plt\nplt.rcParams['figure.dpi'] = 90")])
     source = new_notebook()
-    from nncourse import policy
-    cell = policy._read(notebook.cells[0].source, 0, True, {})
+    cell = read_cell(notebook.cells[0].source, 0, True, {})
     assert cell.tampering == [], cell.tampering
     assert policy.review(notebook, source).costs == {}

@@ -15,7 +15,7 @@ from .wire import Raised, attempt, attempt_without_warnings, lookup  # noqa: F40
 from ..policy import Rule
 
 # ps1 builds backpropagation by hand: graded code may use NumPy, not a library that
-# differentiates or implements the layers for it (checked on the source: nncourse/policy.py).
+# differentiates or implements the layers for it (checked on the source: nncourse/policy/).
 POLICY = [Rule(modules=("torch", "torchvision", "tensorflow", "keras", "jax", "autograd",
                         "sklearn", "scipy", "mlxtend"),
                why="ps1 is done with NumPy alone (no torch or other learning library)")]
