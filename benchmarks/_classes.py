@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 
-import nbformat
 
 from nncourse import samples
 from nncourse.catalogue import load as load_catalogue
@@ -50,14 +49,9 @@ def mixed_class(count, problem_set="ps1"):
 
 
 def submit_class(folder, students, problem_set="ps1"):
-    name = problem_set + ".ipynb"
-    release = nbformat.read(os.path.join(folder, "release", problem_set, name), 4)
-    source = nbformat.read(os.path.join(folder, "source", problem_set, name), 4)
     for student, edits in students.items():
-        path = os.path.join(folder, "submitted", student, problem_set)
-        os.makedirs(path)
-        notebook = release if edits is None else samples.filled_notebook(release, source, edits)
-        samples.write(notebook, os.path.join(path, name))
+        samples.write_submission(folder, student, problem_set, {
+            problem_set + ".ipynb": samples.submission(folder, problem_set, edits)})
 
 
 def environment(folder):

@@ -17,12 +17,10 @@ import statistics
 import tempfile
 import time
 
-import nbformat
 from _classes import mixed_class, nncourse, submit_class, write_course
 
 from nncourse import samples
 from tests import hostile
-from tests.helpers import source_notebook
 
 
 def overhead(scratch, students, runs):
@@ -47,16 +45,9 @@ def hostile_batch(scratch):
                      % (hostile.CELL_TIMEOUT, hostile.NOTEBOOK_TIMEOUT))
     from pathlib import Path
     course = Path(folder)
-    release = nbformat.read(course / "release" / "ps1" / "ps1.ipynb", 4)
-    students = {"control": samples.filled_notebook(release, source_notebook("ps1"))}
-    for name, attack in hostile.HOSTILE.items():
-        students[name] = hostile.hostile_notebook(course, attack, everywhere=False)
-    for name, attack in hostile.EVERYWHERE.items():
-        students[name] = hostile.hostile_notebook(course, attack, everywhere=True)
-    students[hostile.TAMPERED] = hostile.tampered_notebook(course)
+    students = hostile.hostile_class(course)
     for student, notebook in students.items():
-        os.makedirs(course / "submitted" / student / "ps1")
-        samples.write(notebook, str(course / "submitted" / student / "ps1" / "ps1.ipynb"))
+        samples.write_submission(course, student, "ps1", {"ps1.ipynb": notebook})
     start = time.perf_counter()
     result = nncourse(folder, "grade", "ps1", "--workers", "2", check=False)
     total = time.perf_counter() - start

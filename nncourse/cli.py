@@ -2,19 +2,16 @@
 
 import argparse
 import os
-import shutil
 import signal
 import sys
 import time
 
-import nbformat
 
 from . import report, samples
 from .catalogue import load as load_catalogue
 from .course import (Course, CourseError, check_gradebook, environment_on_path,
                      find_course)
-from .autograde import (ClassGrader, DaskExecutor, GradingError, LocalExecutor, Status, Stop,
-                        markers)
+from .autograde import ClassGrader, DaskExecutor, GradingError, LocalExecutor, Status, Stop
 from .datasets import write_offline_datasets
 
 
@@ -68,10 +65,10 @@ class Progress:
             self.bar.close()
 
 
-def _executor(args):
-    if args.scheduler:
-        return DaskExecutor(args.scheduler)
-    return LocalExecutor(args.workers or os.cpu_count() or 1)
+def _executor(workers, scheduler):
+    if scheduler:
+        return DaskExecutor(scheduler)
+    return LocalExecutor(workers or os.cpu_count() or 1)
 
 
 class _Problems:
@@ -88,15 +85,15 @@ class _Problems:
         print("error: " + line, file=sys.stderr)
 
 
-def _problem_sets(course, args, problem):
-    """The released problem sets named (or all of them with --all)."""
-    problem_sets = course.released() if args.all else []
-    for problem_set in args.problem_set:
+def _problem_sets(course, named, every, problem):
+    """The released problem sets ``named`` (or all of them, ``every``)."""
+    problem_sets = course.released() if every else []
+    for problem_set in named:
         try:
             course.require_released(problem_set)
             problem_sets.append(problem_set)
         except CourseError as error:
-            if len(args.problem_set) == 1:
+            if len(named) == 1:
                 raise
             problem(str(error))  # the others are still graded
     return problem_sets
@@ -148,23 +145,23 @@ def _check_sandbox():
                                 "are" if len(limits) > 1 else "is"), file=sys.stderr)
 
 
-def _run_grader(course, args, submissions):
+def _run_grader(course, submissions, force, workers, scheduler, sandbox):
     """Grades the submissions; returns their Outcomes. Ctrl-C or SIGTERM ends the process
     (see _interrupted)."""
     stop = Stop()
     previous = {signum: signal.signal(signum, lambda signum, frame: stop.request(signum))
                 for signum in (signal.SIGINT, signal.SIGTERM)}
-    executor = _executor(args)
+    executor = _executor(workers, scheduler)
     print("grading %d submissions with %d workers%s" % (
-        len(submissions), executor.workers, " on " + args.scheduler if args.scheduler else ""),
+        len(submissions), executor.workers, " on " + scheduler if scheduler else ""),
         flush=True)
     progress = Progress(len(submissions))
     try:
-        grader = ClassGrader(course, executor, progress=progress, sandbox=not args.no_sandbox)
+        grader = ClassGrader(course, executor, progress=progress, sandbox=sandbox)
         for problem_set in sorted({ps for ps, _ in submissions}):
             with stop.held(), course.gradebook_lock():
                 grader.register(problem_set)
-        outcomes = grader.grade(submissions, force=args.force, stop=stop)
+        outcomes = grader.grade(submissions, force=force, stop=stop)
     except KeyboardInterrupt:
         _interrupted(progress, executor, stop.requested or signal.SIGINT)
     except BaseException:
@@ -178,37 +175,34 @@ def _run_grader(course, args, submissions):
     return outcomes
 
 
-def _write_reports(course, problem_sets, not_graded):
-    """Every report, from the gradebook and the markers; returns (grades.csv's path, the
-    number of submissions listed in grading-problems.csv)."""
-    tables = {ps: report.submissions(course.db_url, ps) for ps in course.released()}
-    failures = {ps: markers.problems(course, ps) for ps in tables}
-    for problem_set in problem_sets:
-        _report(course, problem_set, tables[problem_set], failures[problem_set])
-    path = course.path("reports", "grades.csv")
-    report.write_class_csv(tables, path, failures)
-    listed = report.write_problems(failures, not_graded,
-                                   course.path("reports", "grading-problems.csv"))
-    return path, listed
-
-
 def cmd_grade(course, args):
-    if args.all == bool(args.problem_set):
+    return grade(course, args.problem_set, every=args.all, students=args.student,
+                 force=args.force, workers=args.workers, scheduler=args.scheduler,
+                 sandbox=not args.no_sandbox)
+
+
+def grade(course, problem_sets=(), every=False, students=None, force=False, workers=None,
+          scheduler=None, sandbox=True):
+    """`nncourse grade`: the submissions of ``problem_sets`` (or of every released one), of
+    ``students`` only if given; prints the progress and the reports; returns the exit status
+    (1 when a submission was not graded, or not completely)."""
+    if every == bool(problem_sets):
         raise CourseError("name the problem sets to grade, or pass --all")
     problem = _Problems()
-    problem_sets = _problem_sets(course, args, problem)
-    submissions = _submissions(course, problem_sets, args.student, problem)
+    problem_sets = _problem_sets(course, problem_sets, every, problem)
+    submissions = _submissions(course, problem_sets, students, problem)
     if not submissions:
         if problem.lines:
             return 1
         raise CourseError("nothing to grade: no submissions of %s under submitted/"
                           % ", ".join(problem_sets))
-    if not args.no_sandbox and not args.scheduler:  # Dask workers check their own machines
+    if sandbox and not scheduler:  # Dask workers check their own machines
         _check_sandbox()
     started = time.perf_counter()
-    outcomes = _run_grader(course, args, submissions)
+    outcomes = _run_grader(course, submissions, force, workers, scheduler, sandbox)
     elapsed = time.perf_counter() - started
-    path, listed = _write_reports(course, problem_sets, problem.not_graded)
+    summary, path, listed = report.write_reports(course, problem_sets, problem.not_graded)
+    print(summary, end="")
     counts = {status: sum(o.status == status for o in outcomes) for status in Status}
     print("graded %d, already graded %d, failed %d" % (
         counts[Status.GRADED] + counts[Status.INCOMPLETE], counts[Status.SKIPPED],
@@ -242,28 +236,6 @@ def _interrupted(progress, executor, signum):
         os._exit(128 + signum)
 
 
-def _report(course, problem_set, table, failures):
-    # a submission that failed has no grade: left out, never counted as 0
-    table = {student: parts for student, parts in table.items()
-             if failures.get(student, ("",))[0] != markers.FAILED}
-    rows = report.grade_rows(table)
-    if not rows and not failures:
-        return
-    folder = course.path("reports")
-    parts = course.graded_parts(problem_set)
-    report.write_problem_set_csv(table, parts, os.path.join(folder, problem_set + "-grades.csv"),
-                                 failures)
-    rates = report.pass_rates(table, course.graded_parts(problem_set, automatic_only=True))
-    report.write_pass_rates(rates, os.path.join(folder, problem_set + "-pass-rates.csv"))
-    report.plot_distribution(rows, problem_set,
-                             os.path.join(folder, problem_set + "-distribution.png"))
-    print("\n%s\n%s" % (problem_set, report.format_table(rows, failures)))
-    if rates:
-        print("parts the fewest students passed:\n" + report.format_pass_rates(rates))
-    print("reports/%s-{grades,pass-rates}.csv, reports/%s-distribution.png, feedback/*/%s/"
-          % (problem_set, problem_set, problem_set))
-
-
 def build_demo_submissions(course, problem_set="ps1"):
     """Sample class: a full solution, a blank one, one with a bug, one written differently."""
     catalogue = load_catalogue(problem_set)
@@ -274,15 +246,10 @@ def build_demo_submissions(course, problem_set="ps1"):
         "carl": bug.edits,
         "dora": [edit for edit in catalogue.EQUIVALENT],
     }
-    for notebook_name in course.notebook_names(problem_set):
-        release = nbformat.read(course.path("release", problem_set, notebook_name), 4)
-        source = nbformat.read(course.path("source", problem_set, notebook_name), 4)
-        for student, edits in students.items():
-            folder = course.path("submitted", student, problem_set)
-            shutil.rmtree(folder, ignore_errors=True)
-            os.makedirs(folder)
-            notebook = release if edits is None else samples.filled_notebook(release, source, edits)
-            samples.write(notebook, os.path.join(folder, notebook_name))
+    for student, edits in students.items():
+        samples.write_submission(course.root, student, problem_set, {
+            name: samples.submission(course.root, problem_set, edits, name)
+            for name in course.notebook_names(problem_set)})
     return sorted(students)
 
 
@@ -291,9 +258,7 @@ def cmd_demo(course, args):
     course.release("ps1")
     students = build_demo_submissions(course)
     print("sample submissions in submitted/: %s" % ", ".join(students))
-    args.problem_set, args.all, args.student, args.force = ["ps1"], False, students, True
-    args.workers, args.scheduler, args.no_sandbox = None, None, False
-    return cmd_grade(course, args)
+    return grade(course, ["ps1"], students=students, force=True)
 
 
 def cmd_figures(course, args):
@@ -322,23 +287,23 @@ def main(argv=None):
     release = commands.add_parser("release", help="write release/ and solutions/ from source/")
     release.add_argument("problem_set")
     release.set_defaults(run=cmd_release)
-    grade = commands.add_parser(
+    grading = commands.add_parser(
         "grade", help="autograde submissions in parallel; write grade tables, pass rates, "
                       "a grade distribution plot and feedback")
-    grade.add_argument("problem_set", nargs="*", help="problem sets to grade (e.g. ps1 ps2)")
-    grade.add_argument("--all", action="store_true", help="every released problem set")
-    grade.add_argument("--student", action="append", help="grade only this student (repeatable)")
-    grade.add_argument("--force", action="store_true",
+    grading.add_argument("problem_set", nargs="*", help="problem sets to grade (e.g. ps1 ps2)")
+    grading.add_argument("--all", action="store_true", help="every released problem set")
+    grading.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    grading.add_argument("--force", action="store_true",
                        help="grade again what is already graded and unchanged")
-    grade.add_argument("--workers", type=_positive, help="worker processes (default: one per core)")
-    grade.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+    grading.add_argument("--workers", type=_positive, help="worker processes (default: one per core)")
+    grading.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                        help="grade on the workers of this Dask scheduler instead")
-    grade.add_argument("--db", metavar="URL", help="gradebook database URL "
+    grading.add_argument("--db", metavar="URL", help="gradebook database URL "
                        "(default: sqlite:///gradebook.db in the course folder)")
-    grade.add_argument("--no-sandbox", action="store_true",
+    grading.add_argument("--no-sandbox", action="store_true",
                        help="run the students' code without the sandbox (where bubblewrap is "
                             "not available: the code can then read and change the course)")
-    grade.set_defaults(run=cmd_grade)
+    grading.set_defaults(run=cmd_grade)
     demo = commands.add_parser("demo", help="release ps1, make sample submissions, grade them")
     demo.set_defaults(run=cmd_demo)
     figures = commands.add_parser("figures", help="redraw the notebooks' figures")

@@ -1,5 +1,7 @@
-"""What the instructor reads after grading, all from the gradebook: grade tables (CSV in the
-shape an LMS imports: one row per student), per-part pass rates, a grade distribution plot."""
+"""What the instructor reads after grading, all from the gradebook and the markers, written
+in one call (:func:`write_reports`): grade tables (CSV in the shape an LMS imports: one row
+per student), per-part pass rates, a grade distribution plot, the submissions that need a
+look."""
 
 import csv
 import os
@@ -7,6 +9,7 @@ import os
 from nbgrader.api import Gradebook, MissingEntry
 
 from .course import COURSE_ID
+from .autograde import markers
 from .autograde.markers import FAILED, INCOMPLETE
 
 BONUS_PREFIX = "bonus_"  # cells whose grade_id starts with this add points beyond the maximum
@@ -191,3 +194,39 @@ def format_pass_rates(rows, worst=5):
     hardest = sorted(rows, key=lambda row: (row["pass_rate"], row["part"]))[:worst]
     return "\n".join("  %-32s %5.0f%% of %d passed" % (row["part"], 100 * row["pass_rate"],
                                                         row["students"]) for row in hardest)
+
+
+def write_reports(course, problem_sets, not_graded=()):
+    """Every report, from the gradebook and the markers: for each of ``problem_sets``, its
+    grade table, pass rates and distribution; for the course, ``grades.csv`` (every released
+    problem set) and ``grading-problems.csv`` (``not_graded``: (problem set, student, why) of
+    submissions that could not even be handed to the grader). Returns (the summary to print,
+    grades.csv's path, the number of submissions grading-problems.csv lists)."""
+    tables = {ps: submissions(course.db_url, ps) for ps in course.released()}
+    failures = {ps: markers.problems(course, ps) for ps in tables}
+    summary = [_write_problem_set(course, ps, tables[ps], failures[ps]) for ps in problem_sets]
+    path = course.path("reports", "grades.csv")
+    write_class_csv(tables, path, failures)
+    listed = write_problems(failures, not_graded, course.path("reports", "grading-problems.csv"))
+    return "".join(summary), path, listed
+
+
+def _write_problem_set(course, problem_set, table, failures):
+    """One problem set's reports; returns its summary (its table, the hardest parts)."""
+    # a submission that failed has no grade: left out, never counted as 0
+    table = {student: parts for student, parts in table.items()
+             if failures.get(student, ("",))[0] != FAILED}
+    rows = grade_rows(table)
+    if not rows and not failures:
+        return ""
+    folder = course.path("reports")
+    write_problem_set_csv(table, course.graded_parts(problem_set),
+                          os.path.join(folder, problem_set + "-grades.csv"), failures)
+    rates = pass_rates(table, course.graded_parts(problem_set, automatic_only=True))
+    write_pass_rates(rates, os.path.join(folder, problem_set + "-pass-rates.csv"))
+    plot_distribution(rows, problem_set, os.path.join(folder, problem_set + "-distribution.png"))
+    summary = "\n%s\n%s\n" % (problem_set, format_table(rows, failures))
+    if rates:
+        summary += "parts the fewest students passed:\n" + format_pass_rates(rates) + "\n"
+    return summary + ("reports/%s-{grades,pass-rates}.csv, reports/%s-distribution.png, "
+                      "feedback/*/%s/\n" % (problem_set, problem_set, problem_set))

@@ -5,6 +5,8 @@ reference solution's cells, exactly as a student would have typed them.
 """
 
 import copy
+import os
+import shutil
 
 import nbformat
 from nbgrader.preprocessors import ClearSolutions
@@ -41,5 +43,24 @@ def filled_notebook(release, source, edits=()):
     return filled
 
 
-def write(notebook, path):
-    nbformat.write(notebook, path)
+def submission(course_root, problem_set, edits=(), name=None):
+    """A student's notebook ``name`` (the problem set's own by default) for a course: its
+    release filled with the source's solution, then ``edits``; the blank release for
+    ``edits=None``."""
+    name = name or problem_set + ".ipynb"
+    release = nbformat.read(os.path.join(course_root, "release", problem_set, name), 4)
+    if edits is None:
+        return release
+    source = nbformat.read(os.path.join(course_root, "source", problem_set, name), 4)
+    return filled_notebook(release, source, edits)
+
+
+def write_submission(course_root, student, problem_set, notebooks):
+    """Hands in ``{notebook name: notebook}`` as ``submitted/<student>/<problem_set>/``, as
+    nbgrader collect leaves it (what was there before is replaced). Returns the folder."""
+    folder = os.path.join(course_root, "submitted", student, problem_set)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    for name, notebook in notebooks.items():
+        nbformat.write(notebook, os.path.join(folder, name))
+    return folder

@@ -87,12 +87,8 @@ def grade(course, *args, **kwargs):
 def submit(course, student, edits, problem_set="ps1"):
     """A student's submission: the release filled with the solution (with ``edits``), or the
     blank release for ``edits=None``."""
-    release = nbformat.read(course / "release" / problem_set / (problem_set + ".ipynb"), 4)
-    folder = course / "submitted" / student / problem_set
-    folder.mkdir(parents=True)
-    notebook = release if edits is None else samples.filled_notebook(
-        release, source_notebook(problem_set), edits)
-    samples.write(notebook, str(folder / (problem_set + ".ipynb")))
+    samples.write_submission(course, student, problem_set, {
+        problem_set + ".ipynb": samples.submission(course, problem_set, edits)})
 
 
 def cell_scores(course, student, problem_set="ps1"):

@@ -4,6 +4,7 @@ under. Used by tests/test_sandbox.py and benchmarks/sandbox.py."""
 
 import nbformat
 
+from nncourse import samples
 from nncourse.datasets import answer_keys
 
 CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 8, 30
@@ -202,6 +203,17 @@ def hostile_notebook(course, attack, everywhere):
             if not everywhere:
                 break
     return notebook
+
+
+def hostile_class(course):
+    """{student: notebook} of the whole catalogue, with an honest control student."""
+    students = {"control": samples.submission(course, "ps1")}
+    for name, attack in HOSTILE.items():
+        students[name] = hostile_notebook(course, attack, everywhere=False)
+    for name, attack in EVERYWHERE.items():
+        students[name] = hostile_notebook(course, attack, everywhere=True)
+    students[TAMPERED] = tampered_notebook(course)
+    return students
 
 
 def tampered_notebook(course):

@@ -9,8 +9,7 @@ from nncourse import samples
 from nncourse.datasets import write_offline_datasets
 from nncourse.catalogue import ps1 as catalogue, ps2 as catalogue_ps2, ps3 as catalogue_ps3
 from nncourse.catalogue import ps4 as catalogue_ps4, ps5 as catalogue_ps5
-from tests.helpers import (cell_scores, expected_points, grades, make_course, run,
-                           source_notebook, submit)
+from tests.helpers import cell_scores, expected_points, grades, make_course, run, submit
 
 pytestmark = [pytest.mark.slow]
 
@@ -160,8 +159,7 @@ def test_validate_accepts_only_a_filled_notebook(course, tmp_path):
     env_data = write_offline_datasets(str(tmp_path / "data"))
     blank = course / "release" / "ps1" / "ps1.ipynb"
     filled = tmp_path / "filled.ipynb"
-    samples.write(samples.filled_notebook(nbformat.read(blank, 4), source_notebook("ps1")),
-                  str(filled))
+    nbformat.write(samples.submission(course, "ps1"), str(filled))
     import os as _os
     _os.environ["NNCOURSE_DATA"] = env_data
     try:

@@ -21,9 +21,9 @@ import pytest
 
 from nncourse import samples
 from nncourse.sandbox import Sandbox
-from tests.helpers import cell_scores, expected_points, grades, make_course, run, source_notebook
+from tests.helpers import cell_scores, expected_points, grades, make_course, run
 from tests.hostile import (CELL_TIMEOUT, EVERYWHERE, HOSTILE, NOTEBOOK_TIMEOUT, OUTSIDE, STORM,
-                           TAMPERED, hostile_notebook, tampered_notebook)
+                           TAMPERED, hostile_class)
 
 GRADER_SECRET, GRADER_SECRET_VALUE = "NNCOURSE_TEST_GRADER_SECRET", "grader-secret-4711"
 
@@ -56,18 +56,9 @@ def batch(tmp_path_factory):
                      "c.LimitedExecute.cell_cpu_limit = %d\n"
                      "c.LimitedExecute.notebook_cpu_limit = %d\n"
                      % (CELL_TIMEOUT, NOTEBOOK_TIMEOUT, CELL_TIMEOUT, NOTEBOOK_TIMEOUT))
-    release = nbformat.read(course / "release" / "ps1" / "ps1.ipynb", 4)
-    students = {"control": samples.filled_notebook(release, source_notebook("ps1")),
-                "blank": release}
-    for name, attack in HOSTILE.items():
-        students[name] = hostile_notebook(course, attack, everywhere=False)
-    for name, attack in EVERYWHERE.items():
-        students[name] = hostile_notebook(course, attack, everywhere=True)
-    students[TAMPERED] = tampered_notebook(course)
+    students = dict(hostile_class(course), blank=samples.submission(course, "ps1", None))
     for student, notebook in students.items():
-        folder = course / "submitted" / student / "ps1"
-        folder.mkdir(parents=True)
-        samples.write(notebook, str(folder / "ps1.ipynb"))
+        samples.write_submission(course, student, "ps1", {"ps1.ipynb": notebook})
     if os.path.exists(OUTSIDE):
         os.remove(OUTSIDE)
     graded_by_grading = {str(course / name)
