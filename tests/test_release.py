@@ -1,5 +1,6 @@
 """release/ and solutions/ are what nbgrader makes of source/, and give nothing away."""
 
+import ast
 import copy
 import importlib.util
 import os
@@ -80,3 +81,19 @@ def test_source_notebooks_are_stored_normalized(problem_set):
     stored = source_notebook(problem_set)
     assert module.normalize(copy.deepcopy(stored)) == stored, (
         "run scripts/normalize_notebook.py on source/%s" % problem_set)
+
+
+@pytest.mark.parametrize("problem_set", PROBLEM_SETS)
+def test_every_stub_to_fill_says_what_it_takes_and_returns(problem_set):
+    release = nbformat.read(os.path.join(ROOT, "release", problem_set, problem_set + ".ipynb"), 4)
+    undocumented = []
+    for cell in release.cells:
+        if cell.cell_type != "code" or not cell.metadata.get("nbgrader", {}).get("solution"):
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if not isinstance(node, ast.FunctionDef) or node.name == "__init__":
+                continue
+            stub = "raise NotImplementedError" in ast.get_source_segment(cell.source, node)
+            if stub and not ast.get_docstring(node):
+                undocumented.append(node.name)
+    assert undocumented == [], "stubs without a docstring: %s" % undocumented

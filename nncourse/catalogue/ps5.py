@@ -215,6 +215,7 @@ EQUIVALENT = [
         self.relu = nn.ReLU()
 
     def forward(self, x):
+        \"\"\"x: (N, input_dimensions). Returns class probabilities, (N, num_classes).\"\"\"
         x = self.relu(self.l1(x))
         x = self.relu(self.l2(x))
         return torch.softmax(self.l3(x), dim=1)""",
@@ -224,6 +225,7 @@ EQUIVALENT = [
             nn.Linear(128, num_classes), nn.Softmax(dim=-1))
 
     def forward(self, x):
+        \"\"\"x: (N, input_dimensions). Returns class probabilities, (N, num_classes).\"\"\"
         return self.layers(x)"""),
     (DIGITS, """    loss_fn = nn.NLLLoss()
     for _ in range(epochs):
@@ -245,6 +247,7 @@ EQUIVALENT = [
         self.l3 = nn.Linear(128, classes)
 
     def forward(self, x):
+        \"\"\"x: (N, 1, 28, 28). Returns class scores (logits), (N, classes).\"\"\"
         x = self.dropout(self.lrelu(self.pool(self.conv1(x))))
         x = self.dropout(self.lrelu(self.pool(self.conv2(x))))
         x = x.flatten(1)
@@ -256,6 +259,7 @@ EQUIVALENT = [
         self.l3 = nn.Linear(128, classes)
 
     def forward(self, x):
+        \"\"\"x: (N, 1, 28, 28). Returns class scores (logits), (N, classes).\"\"\"
         x = self.dropout(self.lrelu(self.pool(self.conv1(x))))
         x = self.dropout(self.lrelu(self.pool(self.conv2(x))))
         x = x.view(-1, 64 * 5 * 5)
