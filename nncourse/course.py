@@ -13,7 +13,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COURSE_ID = "nncourse"  # nbgrader's course id, read by nbgrader_config.py
 
 
-_GENERIC = ("There was an error", "Traceback", "Please see")
+# nbgrader's log lines that say only that something failed, not what (it ends with them)
+NBGRADER_GENERIC_LINES = ("There was an error", "Please see", "Traceback", "Removing failed")
 
 
 def _reason(lines):
@@ -22,7 +23,7 @@ def _reason(lines):
     for line in lines:
         if "| ERROR]" in line:
             message = line.split("]", 1)[-1].strip()
-            if not message.startswith(_GENERIC):
+            if not message.startswith(NBGRADER_GENERIC_LINES):
                 return message
     exceptions = [line.strip() for line in lines
                   if re.match(r"^\s*[\w.]+(Error|Exception): ", line)]
@@ -207,14 +208,11 @@ class Course:
         return sorted(name for name in os.listdir(submitted)
                       if os.path.isdir(os.path.join(submitted, name, problem_set)))
 
-    def nbgrader(self, *args, env=None, quiet=True):
+    def nbgrader(self, *args, quiet=True):
         """Runs an nbgrader command in the course folder; raises CourseError on failure."""
-        command = [sys.executable, "-m", "nbgrader", *args]
-        env = dict(env or os.environ)
-        # nbgrader runs the `alembic` program of its environment when it creates a gradebook
-        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-        result = subprocess.run(command, cwd=self.root, env=env, text=True,
-                                capture_output=quiet)
+        environment_on_path()
+        result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=self.root,
+                                text=True, capture_output=quiet)
         if result.returncode != 0:
             lines = result.stderr.strip().splitlines() if quiet else []
             detail = ": " + _reason(lines) if lines else ""

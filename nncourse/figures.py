@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .course import ROOT  # noqa: E402
 
 
 def _node(ax, xy, text, color="#dbe9f6", radius=0.28):

@@ -11,7 +11,7 @@ import pytest
 from nncourse import report
 from nncourse.autograde.markers import MARKER
 from tests.helpers import (CLASS, cell_scores, expected_points, expected_total, grade,
-                           gradebook_snapshot, make_class, markers, run, scores,
+                           gradebook_snapshot, make_class, make_course, markers, run, scores,
                            source_notebook, submit)
 
 pytestmark = [pytest.mark.slow]
@@ -309,3 +309,14 @@ def test_a_student_missing_from_the_roster_is_noted(tmp_path_factory):
     assert notes == ["note: blank is not in the gradebook's roster (graded all the same; add "
                      "them with `nbgrader db student add blank`)"]
     assert scores(course) == {"blank": 0.0}
+
+
+def test_the_demo_releases_ps1_and_grades_a_sample_class(tmp_path_factory):
+    course = make_course(tmp_path_factory.mktemp("demo") / "course")
+    result = run(["nncourse", "--course", str(course), "demo"], cwd=course)
+    assert result.returncode == 0, result.stderr
+    assert "sample submissions in submitted/: ada, blank, carl, dora" in result.stdout
+    full = expected_total("full")
+    # carl averages the bias gradient: the mistake of mutant-bias
+    assert scores(course) == {"ada": full, "blank": 0.0, "carl": expected_total("mutant-bias"),
+                              "dora": full}

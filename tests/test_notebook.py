@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
+from nncourse.checks import PROBLEM_SETS
 from nncourse.datasets import write_offline_datasets
 from nncourse.course import ROOT
 from tests.helpers import reference_namespace, source_notebook
@@ -35,7 +36,7 @@ def execute(problem_set, mnist_root, monkeypatch, fast):
     return notebook
 
 
-@pytest.mark.parametrize("problem_set", ["ps1", "ps2", "ps3", "ps4", "ps5"])
+@pytest.mark.parametrize("problem_set", PROBLEM_SETS)
 def test_master_notebook_runs_top_to_bottom_in_fast_mode(problem_set, mnist_root, monkeypatch):
     notebook = execute(problem_set, mnist_root, monkeypatch, fast=True)
     problems = []

@@ -16,7 +16,7 @@ import sqlalchemy
 from nbformat.warnings import DuplicateCellId
 
 from . import markers
-from ..course import environment_on_path
+from ..course import NBGRADER_GENERIC_LINES, environment_on_path
 from ..datasets import write_offline_datasets
 from ..sandbox import remove_leftovers
 from .preprocessors import COPIES_NOTE, review_submission
@@ -41,10 +41,9 @@ class _LogLines(logging.Handler):
 
     def reason(self):
         """The most specific error logged (nbgrader ends with generic ones)."""
-        generic = ("There was an error", "Please see", "Traceback", "Removing failed")
         for level in (logging.ERROR, logging.WARNING):
             for levelno, line in self.lines:
-                if levelno >= level and not line.startswith(generic):
+                if levelno >= level and not line.startswith(NBGRADER_GENERIC_LINES):
                     return line.strip().splitlines()[0]
         return None
 
