@@ -189,6 +189,33 @@ def format_table(rows, failures=None):
     return "\n".join(lines + [line for _, line in sorted(listed)])
 
 
+def mistake_counts(found, explanations=None):
+    """From ``{student: [mistake records]}`` (markers.mistakes): one row per catalogued
+    mistake, the commonest first, with how many students made it and in which cells."""
+    explanations = explanations or {}
+    rows = {}
+    for student, records in found.items():
+        for record in records:
+            row = rows.setdefault(record["mistake"], {
+                "mistake": record["mistake"], "students": set(), "cells": set(),
+                "explanation": explanations.get(record["mistake"], "")})
+            row["students"].add(student)
+            row["cells"].add(str(record.get("cell", "")))
+    return [dict(row, students=len(row["students"]), cells=" ".join(sorted(row["cells"])))
+            for row in sorted(rows.values(), key=lambda r: (-len(r["students"]), r["mistake"]))]
+
+
+def write_mistakes(rows, path):
+    _write(path, ["mistake", "students", "cells", "explanation"], rows)
+
+
+def format_mistakes(rows, most=5):
+    """The catalogued mistakes most students made."""
+    return "\n".join("  %-56s %d student%s" % (row["mistake"], row["students"],
+                                              "" if row["students"] == 1 else "s")
+                     for row in rows[:most])
+
+
 def format_pass_rates(rows, worst=5):
     """The parts the fewest students passed."""
     hardest = sorted(rows, key=lambda row: (row["pass_rate"], row["part"]))[:worst]
@@ -225,8 +252,20 @@ def _write_problem_set(course, problem_set, table, failures):
     rates = pass_rates(table, course.graded_parts(problem_set, automatic_only=True))
     write_pass_rates(rates, os.path.join(folder, problem_set + "-pass-rates.csv"))
     plot_distribution(rows, problem_set, os.path.join(folder, problem_set + "-distribution.png"))
+    mistakes = mistake_counts(markers.mistakes(course, problem_set), _explanations(problem_set))
+    write_mistakes(mistakes, os.path.join(folder, problem_set + "-mistakes.csv"))
     summary = "\n%s\n%s\n" % (problem_set, format_table(rows, failures))
     if rates:
         summary += "parts the fewest students passed:\n" + format_pass_rates(rates) + "\n"
-    return summary + ("reports/%s-{grades,pass-rates}.csv, reports/%s-distribution.png, "
-                      "feedback/*/%s/\n" % (problem_set, problem_set, problem_set))
+    if mistakes:
+        summary += "mistakes most students made:\n" + format_mistakes(mistakes) + "\n"
+    return summary + ("reports/%s-{grades,pass-rates,mistakes}.csv, reports/%s-distribution.png"
+                      ", feedback/*/%s/\n" % (problem_set, problem_set, problem_set))
+
+
+def _explanations(problem_set):
+    from .catalogue import load
+    try:
+        return {mutant.name: mutant.explanation for mutant in load(problem_set).MUTANTS}
+    except KeyError:  # a problem set of another course
+        return {}

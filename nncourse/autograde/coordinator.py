@@ -309,7 +309,8 @@ class ClassGrader:
         status = Status.INCOMPLETE if incomplete else Status.GRADED
         # written last: its presence says that everything above is complete
         markers.write(self._autograded(ps, student), status, job.fingerprint,
-                      reason=incomplete or no_feedback, feedback=not no_feedback)
+                      reason=incomplete or no_feedback, feedback=not no_feedback,
+                      mistakes=result.mistakes)
         notes = [incomplete] + job.prepared.notes + result.notes + [no_feedback]
         if job.attempts > 1:
             notes.append("graded again after a grading worker died")
@@ -366,7 +367,8 @@ class ClassGrader:
                 with stop.held():
                     reason = self._feedback_problem(problem_set, student)
                     markers.write(self._autograded(problem_set, student), Status.GRADED,
-                                  fingerprint, reason=reason, feedback=not reason)
+                                  fingerprint, reason=reason, feedback=not reason,
+                                  mistakes=marker.get("mistakes", []))
             return Outcome(problem_set, student, Status.SKIPPED, reason)
         with stop.held():
             try:

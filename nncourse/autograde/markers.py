@@ -55,13 +55,15 @@ def path(folder):
     return os.path.join(folder, MARKER)
 
 
-def write(folder, status, fingerprint, reason="", feedback=True):
-    """Writes the marker of the submission graded into ``folder`` (made if missing)."""
+def write(folder, status, fingerprint, reason="", feedback=True, mistakes=()):
+    """Writes the marker of the submission graded into ``folder`` (made if missing);
+    ``mistakes``: the catalogued mistakes its feedback names (for the instructor's report)."""
     os.makedirs(folder, exist_ok=True)
     target = path(folder)
     with open(target + ".tmp", "w") as out:
         json.dump({"status": status, "fingerprint": fingerprint, "reason": reason,
-                   "feedback": feedback, "graded_at": time.time()}, out)
+                   "feedback": feedback, "mistakes": list(mistakes), "graded_at": time.time()},
+                  out)
         out.flush()
         os.fsync(out.fileno())
     os.replace(target + ".tmp", target)
@@ -85,6 +87,18 @@ def describes(marker, fingerprint):
     (a failed or incomplete one is graded again, and so is one whose files changed)."""
     return bool(marker) and marker.get("status") == GRADED \
         and marker.get("fingerprint") == fingerprint
+
+
+def mistakes(course, problem_set):
+    """``{student: [mistake records]}`` of this problem set's graded submissions: the
+    catalogued mistakes their feedback names (see :mod:`nncourse.catalogue.diagnosis`)."""
+    folder = course.path("autograded")
+    found = {}
+    for student in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        marker = read(os.path.join(folder, student, problem_set))
+        if marker and marker["status"] != FAILED and isinstance(marker.get("mistakes"), list):
+            found[student] = [m for m in marker["mistakes"] if isinstance(m, dict)]
+    return found
 
 
 def problems(course, problem_set):

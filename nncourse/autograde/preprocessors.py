@@ -24,14 +24,17 @@ import sys
 
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
+from traitlets import Bool
 
 from .. import checks, policy, sanitize
+from ..catalogue import diagnosis
 from ..checks import wire
 
 IMPORT_LINE = re.compile(r"^\s*from nncourse\.checks import run_check\s*$")
 CHECK_LINE = re.compile(r"""^(?P<indent>\s*)run_check\((?P<q>["'])(?P<name>[\w.]+)(?P=q)\)\s*$""")
 _STATE = "nncourse_checks"
 REVIEW = "nncourse_review"  # resources key: the submission's Review (review_submission)
+MISTAKES = "nncourse_mistakes"  # resources key: the catalogued mistakes JudgeChecks named
 
 
 def check_names(cell):
@@ -143,6 +146,9 @@ class JudgeChecks(NbGraderPreprocessor):
     """Judges the probes' outputs in the grader's process, records failures in the cell, and
     leaves in every cell only what the student may see (nncourse/sanitize.py)."""
 
+    diagnose = Bool(True, help="name the catalogued mistake a failing check's outputs show "
+                    "(nncourse/catalogue/diagnosis.py)").tag(config=True)
+
     def preprocess(self, nb, resources):
         review = resources.get(REVIEW) or policy.Review()
         secrets = []
@@ -225,6 +231,30 @@ class JudgeChecks(NbGraderPreprocessor):
                 self.log.error("check %s crashed while judging %s: %r", check.name,
                                resources.get("unique_key", "?"), exc)
                 message = "internal error of the grader while judging; tell your instructor"
+            else:
+                if message is not None:
+                    message = self._diagnosed(message, check, outputs, cell, resources)
             if message is not None:
                 failures.append(message)
         return failures
+
+    def _diagnosed(self, message, check, outputs, cell, resources):
+        """The failure message, with the catalogued mistake the outputs show, if any (and
+        that mistake recorded for the instructor's report)."""
+        # what the message quotes of the report (an error's text) came from the kernel: it
+        # may not pass for the grader's own diagnosis
+        message = message.replace(diagnosis.PREFIX.strip(), "(quoted)")
+        if not self.diagnose:
+            return message
+        try:
+            mistake = diagnosis.diagnose(check.name, wire.decode(outputs))
+        except Exception as exc:  # outputs that do not decode, a bug: no diagnosis
+            if not isinstance(exc, (wire.DecodeError, ValueError, TypeError)):
+                self.log.warning("diagnosing %s failed: %r", check.name, exc)
+            return message
+        if mistake is None:
+            return message
+        resources.setdefault(MISTAKES, []).append(
+            {"cell": cell.metadata.nbgrader["grade_id"], "check": check.name,
+             "mistake": mistake.name})
+        return "%s\n%s%s" % (message, diagnosis.PREFIX, mistake.explanation)

@@ -50,5 +50,7 @@ class Executed:
     notebooks: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)  # "<notebook>: <how a kernel was lost>"
+    # the catalogued mistakes named in failure messages: {"notebook", "cell", "check", "mistake"}
+    mistakes: list[dict] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0

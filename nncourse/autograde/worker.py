@@ -117,6 +117,7 @@ def _execute_notebook(prepared, name, folder, data_dir, result):
     pressure) costs nothing: the notebook runs once more in a fresh kernel; lost again, at
     whatever cell, the partial grade stands, marked incomplete."""
     from .execute import LOST
+    from .preprocessors import MISTAKES
     for attempt in (1, 2):
         notebook, resources = _run_preprocessors(prepared, name, folder, data_dir)
         lost = resources.get(LOST)
@@ -127,6 +128,7 @@ def _execute_notebook(prepared, name, folder, data_dir, result):
         else:
             result.incomplete.append("%s: %s, on both attempts" % (name, lost))
     result.notebooks[name] = nbformat.writes(notebook)
+    result.mistakes += [dict(found, notebook=name) for found in resources.get(MISTAKES, [])]
     result.notes += ["%s: %s" % (name, note) for note in resources.get("nncourse_notes", [])]
 
 

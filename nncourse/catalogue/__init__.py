@@ -19,14 +19,19 @@ class Mutant:
     name: str
     edits: list  # (solution cell's grade_id, text in the reference, what replaces it)
     breaks: frozenset  # names of the checks it fails ("ps1.linear_forward", ...)
+    # what the code does, for the student whose code does the same (nncourse.catalogue.
+    # diagnosis); empty for a mistake that its outputs cannot tell apart (``undiagnosable``)
+    explanation: str = ""
+    undiagnosable: str = ""  # why its outputs cannot name it
 
 
 def mutants_of(problem_set):
-    """A ``mutant(name, cell, old, new, breaks)`` maker for one problem set's single-edit
-    mistakes (``breaks``: check names without the problem set's prefix)."""
-    def mutant(name, cell, old, new, breaks):
+    """A ``mutant(name, cell, old, new, breaks, explanation)`` maker for one problem set's
+    single-edit mistakes (``breaks``: check names without the problem set's prefix)."""
+    def mutant(name, cell, old, new, breaks, explanation="", undiagnosable=""):
         return Mutant(name, [(cell, old, new)],
-                      frozenset("%s.%s" % (problem_set, b) for b in breaks))
+                      frozenset("%s.%s" % (problem_set, b) for b in breaks),
+                      explanation, undiagnosable)
     return mutant
 
 
