@@ -1,7 +1,7 @@
 """What the tests (and benchmarks) share: scratch courses, submissions, running the CLI and
 reading back what grading wrote. Test modules import from here, never from each other."""
 
-import ast
+import html
 import json
 import os
 import shutil
@@ -12,7 +12,7 @@ import nbformat
 from nbgrader.api import Gradebook
 
 from nncourse import report, samples
-from nncourse.catalogue import ps1 as ps1_catalogue
+from nncourse.catalogue import diagnosis, ps1 as ps1_catalogue
 from nncourse.course import COURSE_ID, ROOT, Course
 from nncourse.autograde.markers import MARKER
 
@@ -21,40 +21,8 @@ def source_notebook(problem_set):
     return nbformat.read(os.path.join(ROOT, "source", problem_set, problem_set + ".ipynb"), 4)
 
 
-def _is_constant(expression):
-    """A literal, or arrays built by NumPy/torch from literals (np.array, torch.ones...)."""
-    for node in ast.walk(expression):
-        if isinstance(node, ast.Call) and not (
-                isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name)
-                and node.func.value.id in ("np", "torch")):
-            return False
-        if isinstance(node, ast.Name) and node.id not in ("np", "torch"):
-            return False
-    return True
-
-
-def _defines_only(code):
-    """True for a cell that only imports, defines classes and functions, or sets constants."""
-    allowed = (ast.Import, ast.ImportFrom, ast.ClassDef, ast.FunctionDef)
-    return all(isinstance(node, allowed) or (isinstance(node, ast.Assign)
-                                             and _is_constant(node.value))
-               for node in ast.parse(code).body)
-
-
-def reference_namespace(problem_set, edits=()):
-    """The classes of the source notebook's solution (with ``edits`` applied), defined in a
-    fresh namespace, as a student's kernel would have them after running the notebook."""
-    source = source_notebook(problem_set)
-    filled = samples.filled_notebook(source, source, edits)
-    namespace = {"__name__": "student"}
-    code_cells = [cell for cell in filled.cells if cell.cell_type == "code"]
-    # the first code cell is the notebook's setup (imports, FAST, DATA_ROOT)
-    for index, cell in enumerate(code_cells):
-        if cell.metadata.get("nbgrader", {}).get("grade"):
-            continue
-        if index == 0 or _defines_only(cell.source):
-            exec(compile(cell.source, "<%s>" % problem_set, "exec"), namespace)
-    return namespace
+# the solution's classes in a fresh namespace, as a kernel holds them (with a mistake's edits)
+reference_namespace = diagnosis.namespace
 
 
 def make_course(root):
@@ -116,6 +84,36 @@ def expected_points(problem_set="ps1"):
             name = cell.source.split('run_check("')[1].split('")')[0]
             by_check[name] = meta["grade_id"]
     return points, by_check
+
+
+def named_mistakes(course, student, problem_set="ps1"):
+    """{grade_id: the Likely mistake lines of its failure} of a graded notebook, and the
+    feedback HTML's text."""
+    _, notebook = cell_scores(course, student, problem_set)
+    found = {}
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                lines = [line for line in output.evalue.split("\n")
+                         if line.startswith(diagnosis.PREFIX)]
+                if lines:
+                    found.setdefault(cell.metadata.nbgrader["grade_id"], []).extend(lines)
+    feedback = course / "feedback" / student / problem_set / (problem_set + ".html")
+    return found, html.unescape(feedback.read_text())
+
+
+def expect_named(course, student, mutants, problem_set="ps1"):
+    """Each of ``mutants`` is named in the cells its checks are in, and only there, in the
+    graded notebook and in the feedback."""
+    _, by_check = expected_points(problem_set)
+    named, feedback = named_mistakes(course, student, problem_set)
+    expected = {}
+    for mutant in mutants:
+        for check in mutant.breaks:
+            expected.setdefault(by_check[check], set()).add(diagnosis.PREFIX + mutant.explanation)
+    assert {cell: set(lines) for cell, lines in named.items()} == expected, student
+    for lines in expected.values():
+        assert all(line in feedback for line in lines)
 
 
 def grades(course, problem_set="ps1"):

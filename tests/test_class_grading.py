@@ -1,5 +1,6 @@
 """Grading a whole class with `nncourse grade`: parallel, resumable, on Dask, with reports."""
 
+import csv
 import os
 import shutil
 import socket
@@ -320,3 +321,18 @@ def test_the_demo_releases_ps1_and_grades_a_sample_class(tmp_path_factory):
     # carl averages the bias gradient: the mistake of mutant-bias
     assert scores(course) == {"ada": full, "blank": 0.0, "carl": expected_total("mutant-bias"),
                               "dora": full}
+
+
+def test_the_mistakes_report_counts_the_students_who_made_each_catalogued_mistake(parallel):
+    course, _ = parallel
+    with open(course / "reports" / "ps1-mistakes.csv") as data:
+        rows = list(csv.DictReader(data))
+    assert [(row["mistake"], row["students"], row["cells"]) for row in rows] == [
+        ("bias gradient averaged instead of summed", "1", "test_linear_update"),
+        ("cross-entropy gradient without the max shift", "1", "test_cross_entropy_backward")]
+    assert all(row["explanation"] for row in rows)
+    # a run that grades nothing new still counts them, from the markers
+    result = grade(course, "ps1")
+    assert "graded 0, already graded 5" in result.stdout, result.stdout
+    summary = result.stdout.split("mistakes most students made:\n")[1].splitlines()
+    assert [line.split()[0] for line in summary[:2]] == ["bias", "cross-entropy"]

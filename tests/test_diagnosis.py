@@ -11,21 +11,24 @@ from nbformat.notebooknode import from_dict
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from nncourse import checks
-from nncourse.autograde.preprocessors import MISTAKES, WORKER, ExpandChecks, JudgeChecks
+from nncourse.autograde.preprocessors import (MISTAKES, REVIEW, WORKER, ExpandChecks,
+                                              JudgeChecks)
 from nncourse.catalogue import diagnosis, load
 from nncourse.checks import PROBLEM_SETS, wire
+from nncourse.policy import Review
+from tests.helpers import expect_named, grade, make_course, submit
 
 CATALOGUES = {ps: load(ps) for ps in PROBLEM_SETS}
 
 
-def judged_cell(check_name, outputs, **settings):
+def judged_cell(check_name, outputs, review=None, **settings):
     """The test cell of ``check_name`` after JudgeChecks, given ``outputs`` (encoded) as the
-    kernel's report; (cell, resources)."""
+    kernel's report (and ``review``, what reading the submission found); (cell, resources)."""
     cell = new_code_cell("### BEGIN HIDDEN TESTS\nrun_check(%r)\n### END HIDDEN TESTS"
                          % check_name)
     cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True,
                                  "grade_id": "test_cell", "points": 1}
-    nb, resources = ExpandChecks()(new_notebook(cells=[cell]), {WORKER: True})
+    nb, resources = ExpandChecks()(new_notebook(cells=[cell]), {WORKER: True, REVIEW: review})
     (_, [(_, nonce, _)]), = resources["nncourse_checks"].values()
     nb.cells[0].outputs = [from_dict(new_output("display_data", data={
         checks.MIME: {"check": check_name, "nonce": nonce, "outputs": outputs}}))]
@@ -125,6 +128,13 @@ def test_warnings_do_not_hide_a_diagnosis_and_it_can_be_switched_off():
     assert [o for o in cell.outputs if o.output_type == "error"]  # it still fails
 
 
+def test_after_code_that_tampers_with_the_kernel_no_mistake_is_named():
+    problem_set, name, check_name = BIAS
+    outputs = kernel_outputs(problem_set, check_name, _mutant(problem_set, name).edits)
+    cell, resources = judged_cell(check_name, outputs, review=Review({}, tampering_cell=0))
+    assert likely(cell) == [] and MISTAKES not in resources
+
+
 def test_outputs_are_compared_as_plain_data_within_tolerance():
     same = diagnosis.same
     assert same({"a": [np.ones(3), 2.0]}, {"a": [np.ones(3) * (1 + 1e-6), 2.0]})
@@ -134,3 +144,18 @@ def test_outputs_are_compared_as_plain_data_within_tolerance():
     assert same(wire.StudentError("ValueError: shapes (in forward, line 3)"),
                 wire.StudentError("ValueError: shapes (in forward, line 9)"))
     assert not same(wire.StudentError("ValueError: shapes"), wire.StudentError("KeyError: 0"))
+
+
+@pytest.mark.slow
+def test_every_ps1_mistake_handed_in_alone_is_named_in_its_feedback(tmp_path_factory):
+    course = make_course(tmp_path_factory.mktemp("every_mistake") / "course")
+    mutants = {"mistake-%02d" % number: mutant
+               for number, mutant in enumerate(CATALOGUES["ps1"].MUTANTS)}
+    for student, mutant in mutants.items():
+        submit(course, student, mutant.edits)
+    result = grade(course, "ps1", "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    for student, mutant in mutants.items():
+        if mutant.explanation:
+            expect_named(course, student, [mutant])
+    assert sum(bool(m.explanation) for m in mutants.values()) >= 0.9 * len(mutants)

@@ -6,10 +6,12 @@ import nbformat
 import pytest
 
 from nncourse import samples
+from nncourse.catalogue import diagnosis
 from nncourse.datasets import write_offline_datasets
 from nncourse.catalogue import ps1 as catalogue, ps2 as catalogue_ps2, ps3 as catalogue_ps3
 from nncourse.catalogue import ps4 as catalogue_ps4, ps5 as catalogue_ps5
-from tests.helpers import cell_scores, expected_points, grades, make_course, run, submit
+from tests.helpers import (cell_scores, expect_named, expected_points, grades, make_course,
+                           named_mistakes, run, submit)
 
 pytestmark = [pytest.mark.slow]
 
@@ -48,6 +50,9 @@ STUDENTS = {
     "mutant-ce": MUTANTS["cross-entropy gradient without the max shift"].edits,
     "hostile": HOSTILE,
     "shortcut-torch": [TORCH_BACKWARD],
+    # two mistakes in two behaviours: each named in its own cell
+    "two-mistakes": (MUTANTS["bias gradient averaged instead of summed"].edits
+                     + MUTANTS["ReLU backward masked on the gradient's sign"].edits),
 }
 
 
@@ -151,8 +156,29 @@ def test_failure_message_reaches_the_student(graded):
                 if c.metadata.get("nbgrader", {}).get("grade_id") == "test_cross_entropy_backward")
     errors = [o for o in cell.outputs if o.output_type == "error"]
     assert [e.ename for e in errors] == ["HiddenCheckFailed"]
-    assert errors[0].evalue == ("CrossEntropyLoss.backward on a 5x3 prediction raised "
-                                "RuntimeWarning: overflow encountered in exp")
+    assert errors[0].evalue == (
+        "CrossEntropyLoss.backward on a 5x3 prediction raised RuntimeWarning: overflow "
+        "encountered in exp\n" + diagnosis.PREFIX
+        + MUTANTS["cross-entropy gradient without the max shift"].explanation)
+
+
+@pytest.mark.parametrize("student", [s for s in STUDENTS if s.startswith("mutant-")])
+def test_a_mistake_is_named_in_the_cells_it_fails_and_in_the_feedback(graded, student):
+    course, _ = graded
+    expect_named(course, student, [m for m in catalogue.MUTANTS if m.edits == STUDENTS[student]])
+
+
+def test_two_mistakes_in_two_behaviours_are_each_named_in_their_own_cell(graded):
+    course, _ = graded
+    expect_named(course, "two-mistakes", [MUTANTS["bias gradient averaged instead of summed"],
+                                          MUTANTS["ReLU backward masked on the gradient's sign"]])
+
+
+@pytest.mark.parametrize("student", ["full", "equivalent", "blank", "hostile"])
+def test_correct_blank_or_hostile_work_names_no_mistake(graded, student):
+    course, _ = graded
+    named, feedback = named_mistakes(course, student)
+    assert named == {} and diagnosis.PREFIX.strip() not in feedback
 
 
 def test_validate_accepts_only_a_filled_notebook(course, tmp_path):
@@ -278,6 +304,17 @@ def test_small_class_mutants_lose_exactly_their_behaviours_points(graded_small):
         lost = {by_check[check] for check in mutant.breaks}
         expected = {cell: (0.0 if cell in lost else value) for cell, value in points.items()}
         assert cell_scores(course, student, problem_set)[0] == expected, name
+
+
+def test_small_class_mistakes_are_named_where_the_catalogue_can(graded_small):
+    course, problem_set = graded_small
+    catalogue_ = SMALL_CLASSES[problem_set]["catalogue"]
+    for name in SMALL_CLASSES[problem_set]["mutants"]:
+        mutant = next(m for m in catalogue_.MUTANTS if m.name == name)
+        student = next(s for s, e in small_class(problem_set).items() if e == mutant.edits)
+        expect_named(course, student, [mutant] if mutant.explanation else [], problem_set)
+    for student in ("full", "equivalent"):
+        assert named_mistakes(course, student, problem_set)[0] == {}
 
 
 def test_small_class_shortcuts_lose_their_parts_points(graded_small):

@@ -18,7 +18,7 @@ from nbformat.warnings import DuplicateCellId
 from . import markers
 from ..course import NBGRADER_GENERIC_LINES, environment_on_path
 from ..datasets import write_offline_datasets
-from ..sandbox import remove_leftovers
+from ..sandbox import remove_leftovers, running
 from .preprocessors import COPIES_NOTE, review_submission
 from .records import Executed, GradingError, Outcome, Prepared, Status
 from .stop import Stop
@@ -55,16 +55,6 @@ def load_config(course):
     config.CourseDirectory.db_url = course.db_url
     config.CourseDirectory.root = course.root
     return config
-
-
-def _running(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's
-        return True
-    return True
 
 
 @dataclass
@@ -169,7 +159,7 @@ class ClassGrader:
         folder = self.course.path("feedback")
         for name in os.listdir(folder) if os.path.isdir(folder) else []:
             owner = name[len(".partial-"):]
-            if name.startswith(".partial-") and owner.isdigit() and not _running(int(owner)):
+            if name.startswith(".partial-") and owner.isdigit() and not running(int(owner)):
                 shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
 
     def has_feedback(self, problem_set, student):

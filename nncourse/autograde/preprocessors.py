@@ -182,6 +182,8 @@ class JudgeChecks(NbGraderPreprocessor):
             source, expected = state
             # the graded notebook (and the feedback made from it) shows the visible tests only
             cell.source = self._visible_tests(source)
+            # after code that tampers with the kernel, its reports prove nothing about a mistake
+            self._diagnosing = self.diagnose and not self._silenced(index)
             failures = self._judge(cell, expected, resources)
             # the checks judge this cell: what reached stderr (a library's warning, a
             # progress bar) is shown, not scored (nbgrader gives 0 for any stderr)
@@ -244,7 +246,7 @@ class JudgeChecks(NbGraderPreprocessor):
         # what the message quotes of the report (an error's text) came from the kernel: it
         # may not pass for the grader's own diagnosis
         message = message.replace(diagnosis.PREFIX.strip(), "(quoted)")
-        if not self.diagnose:
+        if not self._diagnosing:
             return message
         try:
             mistake = diagnosis.diagnose(check.name, wire.decode(outputs))

@@ -24,12 +24,12 @@ each kernel it forks then enters namespaces and limits of its own.
 
 from .bubblewrap import Sandbox
 from .cgroups import delegated_cgroups, undelegated_cgroups
-from .owner import Zygote, remove_leftovers
+from .owner import Zygote, remove_leftovers, running
 from .walls import die_with_parent
 from .zygote import descendants, kernel_environment
 
 __all__ = ["Sandbox", "Zygote", "delegated_cgroups", "descendants", "die_with_parent",
-           "kernel_environment", "remove_leftovers", "undelegated_cgroups"]
+           "kernel_environment", "remove_leftovers", "running", "undelegated_cgroups"]
 
 
 def __getattr__(name):

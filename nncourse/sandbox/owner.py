@@ -29,6 +29,11 @@ def _start_time(pid):
         return None
 
 
+def running(pid):
+    """Whether process ``pid`` runs (a zombie does not)."""
+    return _start_time(pid) is not None
+
+
 def remove_leftovers(older_than=60.0):
     """Removes what zygotes of dead graders left (killed before they could clean up): their
     folders under the temporary directories, and their empty cgroups. A zygote whose owner
@@ -70,7 +75,7 @@ def remove_leftovers(older_than=60.0):
                 with open(os.path.join(folder, "cgroup.procs")) as data:
                     busy = bool(data.read().strip())
                 # (a cgroup is empty for a moment between its making and its first process)
-                gone = owner.isdigit() and _start_time(int(owner)) is None
+                gone = owner.isdigit() and not running(int(owner))
                 if not busy and (gone or now - os.stat(folder).st_mtime >= older_than):
                     os.rmdir(folder)
                     removed += 1
