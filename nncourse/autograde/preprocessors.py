@@ -6,12 +6,14 @@
 test cells restored from the source, late penalties) grades with them:
 
 1. ExpandChecks replaces each ``run_check("psN.name")`` line of a test cell, as restored
-   from the source, with the probe of that check and a fresh random nonce;
+   from the source, with the probe of that check and a fresh random nonce, put first in the
+   cell (so that it reports even when a visible test fails);
 2. nbgrader executes the notebook; each probe publishes the student's outputs as a display
    output of type :data:`nncourse.checks.MIME`;
 3. JudgeChecks takes that output out of the cell, judges it in this process and, when the
    check fails (or its output is missing, duplicated or forged), appends an error to the
-   cell, which nbgrader then scores 0. It also drops ``execute_result`` outputs from those
+   cell, which nbgrader then scores 0, with the catalogued mistake its outputs show, if any
+   (:mod:`nncourse.catalogue.diagnosis`). It also drops ``execute_result`` outputs from those
    cells, because nbgrader would read a number there as partial credit that student code
    could fake, and puts back the cell's source as it was in the release (visible tests only),
    so neither the graded notebook nor the feedback made from it shows the hidden tests.
@@ -110,7 +112,7 @@ class ExpandChecks(NbGraderPreprocessor):
     def preprocess_cell(self, cell, resources, index):
         if not policy.is_test_cell(cell):
             return cell, resources
-        expected, lines = [], []
+        expected, first, lines = [], [], []
         for line in cell.source.splitlines():
             match = CHECK_LINE.match(line)
             if IMPORT_LINE.match(line):
@@ -119,12 +121,15 @@ class ExpandChecks(NbGraderPreprocessor):
                 check = checks.get(match["name"])
                 nonce, inputs = secrets.token_hex(16), check.encoded_inputs()
                 expected.append((check, nonce, inputs))
-                lines.append(match["indent"] + checks.render_probe(check, nonce, inputs))
+                probe = match["indent"] + checks.render_probe(check, nonce, inputs)
+                # a probe at the top level runs before the visible tests, so that it reports
+                # (and a mistake can be named) even when a visible test fails
+                (lines if match["indent"] else first).append(probe)
             else:
                 lines.append(line)
         if expected:
             resources[_STATE][cell.metadata.nbgrader["grade_id"]] = (cell.source, expected)
-            cell.source = "\n".join(lines)
+            cell.source = "\n".join(first + lines)
         return cell, resources
 
 
