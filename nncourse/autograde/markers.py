@@ -12,7 +12,8 @@ complete:
   the next run grades it again.
 
 The ``fingerprint`` (of the submission and of the source) tells whether a ``graded`` marker
-still describes the files on disk.
+still describes the files on disk; ``mistakes`` lists the catalogued mistakes its feedback
+names (``reports/psN-mistakes.csv`` counts them).
 """
 
 import fnmatch
