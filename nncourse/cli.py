@@ -47,7 +47,8 @@ class Progress:
                                            outcome.student, detail, self._time_left()),
                   flush=True)
         if outcome.reason:
-            kind = {Status.FAILED: "error", Status.INCOMPLETE: "warning"}.get(outcome.status, "note")
+            kind = {Status.FAILED: "error",
+                    Status.INCOMPLETE: "warning"}.get(outcome.status, "note")
             message = "%s: %s %s: %s" % (kind, outcome.problem_set, outcome.student,
                                          outcome.reason)
             (self.bar.write if self.bar is not None else print)(message, file=sys.stderr)
@@ -239,7 +240,8 @@ def _interrupted(progress, executor, signum):
 def build_demo_submissions(course, problem_set="ps1"):
     """Sample class: a full solution, a blank one, one with a bug, one written differently."""
     catalogue = load_catalogue(problem_set)
-    bug = next(m for m in catalogue.MUTANTS if m.name == "bias gradient averaged instead of summed")
+    bug = next(m for m in catalogue.MUTANTS
+               if m.name == "bias gradient averaged instead of summed")
     students = {
         "ada": [],
         "blank": None,
@@ -295,7 +297,8 @@ def main(argv=None):
     grading.add_argument("--student", action="append", help="grade only this student (repeatable)")
     grading.add_argument("--force", action="store_true",
                        help="grade again what is already graded and unchanged")
-    grading.add_argument("--workers", type=_positive, help="worker processes (default: one per core)")
+    grading.add_argument("--workers", type=_positive,
+                         help="worker processes (default: one per core)")
     grading.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                        help="grade on the workers of this Dask scheduler instead")
     grading.add_argument("--db", metavar="URL", help="gradebook database URL "
@@ -308,7 +311,8 @@ def main(argv=None):
     demo.set_defaults(run=cmd_demo)
     figures = commands.add_parser("figures", help="redraw the notebooks' figures")
     figures.set_defaults(run=cmd_figures)
-    data = commands.add_parser("data", help="write the offline datasets (MNIST sample, Fashion-MNIST stand-in)")
+    data = commands.add_parser(
+        "data", help="write the offline datasets (MNIST sample, Fashion-MNIST stand-in)")
     data.add_argument("root")
     data.set_defaults(run=cmd_data)
     args = parser.parse_args(argv)

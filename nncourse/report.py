@@ -75,7 +75,8 @@ def _write(path, fieldnames, rows):
 def write_problem_set_csv(table, parts, path, failures=None):
     """From a problem set's :func:`submissions`: one row per student, one column per graded
     part (``parts``, in notebook order), then the total. A student in ``failures`` (see
-    :func:`nncourse.autograde.markers.problems`) whose grading failed gets a row with empty scores."""
+    :func:`nncourse.autograde.markers.problems`) whose grading failed gets a row with empty
+    scores."""
     failures = failures or {}
     rows = []
     for student, scores in sorted(table.items()):
@@ -239,7 +240,8 @@ def write_reports(course, problem_sets, not_graded=()):
 
 
 def _write_problem_set(course, problem_set, table, failures):
-    """One problem set's reports; returns its summary (its table, the hardest parts)."""
+    """One problem set's reports; returns its summary (its table, the hardest parts, the
+    commonest catalogued mistakes)."""
     # a submission that failed has no grade: left out, never counted as 0
     table = {student: parts for student, parts in table.items()
              if failures.get(student, ("",))[0] != FAILED}

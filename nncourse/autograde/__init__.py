@@ -11,12 +11,13 @@
 3. *record*: ``SaveAutoGrades`` and what follows it (late penalties, metadata checks) write
    the scores to the gradebook, and the graded notebook is written to ``autograded/``.
 
-The coordinator (:mod:`.coordinator`) runs steps 1 and 3 with nbgrader's own classes in the coordinating process, the
-only one that touches the gradebook, and ships step 2 (the slow one) to workers: a local
-process pool on all cores, or the workers of a Dask cluster (:mod:`.executors`). A worker receives the prepared
-files, not paths, so it needs no shared file system, and starts kernels by forking a zygote
-(:mod:`.worker`) that has already imported the heavy libraries (:mod:`nncourse.sandbox`), inside the sandbox
-that module describes unless told otherwise.
+The coordinator (:mod:`.coordinator`) runs steps 1 and 3 with nbgrader's own classes in the
+coordinating process, the only one that touches the gradebook, and ships step 2 (the slow
+one) to workers: a local process pool on all cores, or the workers of a Dask cluster
+(:mod:`.executors`). A worker (:mod:`.worker`) receives the prepared files, not paths, so it
+needs no shared file system, and starts kernels by forking a zygote that has already
+imported the heavy libraries (:mod:`nncourse.sandbox`), inside the sandbox that module
+describes unless told otherwise.
 
 A submission is done once its graded notebooks, its gradebook rows and its feedback are
 written, and then a marker (:mod:`.markers`) that holds a fingerprint of the
