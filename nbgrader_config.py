@@ -4,14 +4,17 @@ import os
 import sys
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput,
-                                    DeduplicateIds, IgnorePattern, LimitOutput,
-                                    OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests,
+                                    ClearMarkScheme, ClearOutput, ClearSolutions,
+                                    ComputeChecksums, DeduplicateIds, IgnorePattern,
+                                    IncludeHeaderFooter, InstantiateTests, LimitOutput, LockCells,
+                                    OverwriteCells, OverwriteKernelspec, SaveAutoGrades, SaveCells)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nncourse.course import COURSE_ID  # noqa: E402
 from nncourse.autograde.markers import MARKER  # noqa: E402
 from nncourse.autograde.execute import LimitedExecute  # noqa: E402
+from nncourse.release import EmbedImages, NameStubs  # noqa: E402
 from nncourse.autograde.preprocessors import (ExpandChecks, JudgeChecks,  # noqa: E402
                                               KeepFirstCopy, refuse_stock_autograde)
 
@@ -33,6 +36,15 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# A release names each blank stub's part and section in its NotImplementedError, and carries
+# its pictures as cell attachments (nncourse/release.py); otherwise nbgrader's own steps.
+
+c.GenerateAssignment.preprocessors = [
+    IncludeHeaderFooter, InstantiateTests, LockCells, ClearSolutions, NameStubs, EmbedImages,
+    ClearOutput, CheckCellMetadata, ComputeChecksums, SaveCells, ClearHiddenTests,
+    ClearMarkScheme, ComputeChecksums, CheckCellMetadata,
+]
 
 # A cell that a student copied or split appears twice: graded from its first copy (stock
 # nbgrader fails the whole submission).
@@ -74,8 +86,5 @@ c.Sandbox.shm_mb = 256
 
 # Worked solutions are committed without outputs (running them would train in full mode) and
 # without hidden tests (they name the grader's checks, which TAs and students do not need).
-from nbgrader.preprocessors import (ClearHiddenTests, ClearMarkScheme,  # noqa: E402
-                                    IncludeHeaderFooter, LockCells)
-
 c.GenerateSolution.preprocessors = [IncludeHeaderFooter, LockCells, ClearOutput, ClearMarkScheme,
                                     ClearHiddenTests]

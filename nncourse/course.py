@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -223,6 +224,8 @@ class Course:
         """Writes release/<ps>/ and solutions/<ps>/ from source/<ps>/ (and the gradebook)."""
         self.require_problem_set(problem_set)
         self.nbgrader("generate_assignment", problem_set, "--force", *self._db_option())
+        # the release's notebooks carry their pictures (nncourse.release.EmbedImages)
+        shutil.rmtree(self.path("release", problem_set, "images"), ignore_errors=True)
         self.nbgrader("generate_solution", problem_set, "--force", *self._db_option())
 
     def check_submissions(self, problem_set, students):

@@ -128,34 +128,25 @@ def conv1d(path):
     plt.close(fig)
 
 
-def xor_hidden_space(path):
-    """XOR before and after the hidden layer max(0, W1 x + b) of the notebook's network."""
+def xor_input_space(path):
+    """The four XOR inputs and their labels: no line separates the classes. (The hidden
+    space is for the student to draw: Question 1.2 asks for it.)"""
     points = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], float)
     labels = np.array([0, 1, 1, 0])
-    hidden = np.maximum(0, points @ np.array([[1, 1], [1, 1]]).T + np.array([0, -1]))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
-    for ax, data, title, names in [
-            (axes[0], points, "input space: no line separates the classes", "x"),
-            (axes[1], hidden, "hidden space $h = \\max(0, W^{[1]}x + b)$", "h")]:
-        for label, marker, color in [(0, "o", "#1f77b4"), (1, "s", "#d62728")]:
-            chosen = data[labels == label]
-            ax.scatter(chosen[:, 0], chosen[:, 1], s=120, marker=marker, color=color,
-                       label="y = %d" % label, zorder=3)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("$%s^{(1)}$" % names)
-        ax.set_ylabel("$%s^{(2)}$" % names)
-        ax.set_xlim(-0.4, 2.4)
-        ax.set_ylim(-0.4, 1.4)
-        ax.grid(alpha=0.3)
+    fig, ax = plt.subplots(figsize=(4.6, 3.8))
+    for label, marker, color in [(0, "o", "#1f77b4"), (1, "s", "#d62728")]:
+        chosen = points[labels == label]
+        ax.scatter(chosen[:, 0], chosen[:, 1], s=120, marker=marker, color=color,
+                   label="y = %d" % label, zorder=3)
     for point, text in zip(points, ["$x_1$", "$x_2$", "$x_3$", "$x_4$"]):
-        axes[0].annotate(text, point, xytext=(8, 6), textcoords="offset points")
-    for point, text in [(hidden[0], "$x_1$"), (hidden[1], "$x_2, x_3$"), (hidden[3], "$x_4$")]:
-        axes[1].annotate(text, point, xytext=(8, 6), textcoords="offset points")
-    h1 = np.linspace(-0.4, 2.4, 10)
-    axes[1].plot(h1, (h1 - 0.5) / 2, "--", color="#555555",
-                 label="$h^{(1)} - 2h^{(2)} = 0.5$")
-    axes[0].legend(loc="upper right", fontsize=8)
-    axes[1].legend(loc="upper left", fontsize=8)
+        ax.annotate(text, point, xytext=(8, 6), textcoords="offset points")
+    ax.set_title("input space: no line separates the classes", fontsize=10)
+    ax.set_xlabel("$x^{(1)}$")
+    ax.set_ylabel("$x^{(2)}$")
+    ax.set_xlim(-0.4, 1.6)
+    ax.set_ylim(-0.4, 1.4)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -227,7 +218,7 @@ def rnn_structure(path):
 FIGURES = {
     "ps1": {"linear_layer.png": linear_layer, "activations.png": activations,
             "network.png": network, "conv1d.png": conv1d},
-    "ps3": {"xor_hidden_space.png": xor_hidden_space, "backprop_network.png": backprop_network},
+    "ps3": {"xor_input_space.png": xor_input_space, "backprop_network.png": backprop_network},
     "ps4": {"rnn_structure.png": rnn_structure},
 }
 

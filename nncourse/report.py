@@ -173,6 +173,10 @@ def plot_distribution(rows, problem_set, path):
     plt.close(figure)
 
 
+def _answers_to_grade(count):
+    return "-" if not count else "1 answer to grade" if count == 1 else "%d answers to grade" % count
+
+
 def format_table(rows, failures=None):
     """The grade table as text; a submission whose grading failed or is incomplete says so."""
     failures = failures or {}
@@ -181,8 +185,7 @@ def format_table(rows, failures=None):
     for row in rows:
         listed.append((row["student"], "%-16s %7.2f %7.2f %7.1f%%  %s%s" % (
             row["student"], row["score"], row["max_score"], row["percent"],
-            "%d answers to grade" % row["needs_manual_grading"]
-            if row["needs_manual_grading"] else "-",
+            _answers_to_grade(row["needs_manual_grading"]),
             "  (incomplete: see grading-problems.csv)"
             if failures.get(row["student"], ("",))[0] == INCOMPLETE else "")))
     listed += [(student, "%-16s %7s  (grading failed: see grading-problems.csv)" % (student, "-"))

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 
+import nbformat
 import pytest
 
 from nncourse import report
@@ -336,3 +337,58 @@ def test_the_mistakes_report_counts_the_students_who_made_each_catalogued_mistak
     assert "graded 0, already graded 5" in result.stdout, result.stdout
     summary = result.stdout.split("mistakes most students made:\n")[1].splitlines()
     assert [line.split()[0] for line in summary[:2]] == ["bias", "cross-entropy"]
+
+
+def _grade_by_hand(course, student, grade_id, score, comment):
+    """What a TA's Formgrader does: a score and a comment entered, the answer resolved."""
+    from nbgrader.api import Gradebook
+    with Gradebook("sqlite:///%s" % (course / "gradebook.db"), "nncourse") as gradebook:
+        grade_ = gradebook.find_grade(grade_id, "ps1", "ps1", student)
+        grade_.manual_score, grade_.needs_manual_grade = score, False
+        gradebook.find_comment(grade_id, "ps1", "ps1", student).manual_comment = comment
+        gradebook.db.commit()
+
+
+def _needs_grading(course, student, grade_id):
+    from nbgrader.api import Gradebook
+    with Gradebook("sqlite:///%s" % (course / "gradebook.db"), "nncourse") as gradebook:
+        return gradebook.find_grade(grade_id, "ps1", "ps1", student).needs_manual_grade
+
+
+def test_grading_by_hand_reaches_the_feedback_and_regrading_keeps_it(tmp_path_factory):
+    course = make_class(tmp_path_factory, "by-hand", students=["full", "mutant-bias"])
+    first = grade(course, "ps1")
+    assert first.returncode == 0, first.stderr
+    assert "5 answers to grade" in first.stdout
+    automatic = scores(course)["full"]
+    feedback = course / "feedback" / "full" / "ps1" / "ps1.html"
+    _grade_by_hand(course, "full", "q1_answer", 1.5, "Numbers right; say why the sigmoid is slow.")
+
+    again = grade(course, "ps1")  # nothing to grade: the feedback follows the gradebook
+    assert again.returncode == 0, again.stderr
+    assert "graded 0, already graded 2" in again.stdout
+    assert "4 answers to grade" in again.stdout
+    assert "say why the sigmoid is slow" in feedback.read_text()
+    with open(course / "reports" / "grades.csv") as table:
+        assert {row["student"]: float(row["ps1"]) for row in csv.DictReader(table)}["full"] \
+            == automatic + 1.5
+    untouched = (course / "feedback" / "mutant-bias" / "ps1" / "ps1.html").stat().st_mtime_ns
+    assert grade(course, "ps1").returncode == 0
+    assert (course / "feedback" / "mutant-bias" / "ps1" / "ps1.html").stat().st_mtime_ns \
+        == untouched  # written only when its grading by hand changed
+
+    forced = grade(course, "ps1", "--force")  # the answer did not change: it stays graded
+    assert forced.returncode == 0, forced.stderr
+    assert not _needs_grading(course, "full", "q1_answer")
+    assert scores(course)["full"] == automatic + 1.5
+    assert "say why the sigmoid is slow" in feedback.read_text()
+
+    path = course / "submitted" / "full" / "ps1" / "ps1.ipynb"
+    notebook = nbformat.read(path, 4)
+    answer = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id")
+                  == "q1_answer")
+    answer.source += "\n\nEdited after grading."
+    nbformat.write(notebook, path)
+    changed = grade(course, "ps1")  # a changed answer is graded again by hand
+    assert changed.returncode == 0, changed.stderr
+    assert _needs_grading(course, "full", "q1_answer")

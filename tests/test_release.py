@@ -1,22 +1,27 @@
 """release/ and solutions/ are what nbgrader makes of source/, and give nothing away."""
 
 import ast
+import contextlib
 import copy
 import importlib.util
+import inspect
+import io
 import os
 import re
 
 import nbformat
 import pytest
 
+from nncourse import checks
 from nncourse.checks import PROBLEM_SETS
 from nncourse.course import ROOT
-from tests.helpers import run, source_notebook
+from tests.helpers import reference_namespace, run, source_notebook
 
 
 def cells(path):
     notebook = nbformat.read(path, 4)
-    return [(c.cell_type, c.source, c.metadata.get("nbgrader")) for c in notebook.cells]
+    return [(c.cell_type, c.source, c.metadata.get("nbgrader"), c.get("attachments"))
+            for c in notebook.cells]
 
 
 @pytest.mark.parametrize("problem_set", PROBLEM_SETS)
@@ -28,15 +33,16 @@ def test_release_and_solutions_are_in_sync_with_source(course, problem_set):
         committed = os.path.join(ROOT, folder, problem_set, problem_set + ".ipynb")
         assert cells(fresh) == cells(committed), (
             "%s/%s is out of date: run `make release` and commit it" % (folder, problem_set))
-        images = os.path.join(ROOT, "source", problem_set, "images")
-        if os.path.isdir(images):
-            assert sorted(os.listdir(course / folder / problem_set / "images")) == sorted(
-                os.listdir(images))
+    images = os.path.join(ROOT, "source", problem_set, "images")
+    if os.path.isdir(images):  # the release carries them in its cells (EmbedImages)
+        assert sorted(os.listdir(course / "solutions" / problem_set / "images")) == sorted(
+            os.listdir(images))
+    assert not os.path.exists(course / "release" / problem_set / "images")
 
 
 @pytest.mark.parametrize("problem_set", PROBLEM_SETS)
 def test_release_holds_no_solution_hidden_test_or_model_answer(problem_set):
-    text = "\n".join(source for _, source, _ in
+    text = "\n".join(source for _, source, _, _ in
                      cells(os.path.join(ROOT, "release", problem_set, problem_set + ".ipynb")))
     for leak in ("BEGIN SOLUTION", "HIDDEN TESTS", "run_check", "nncourse", "Model answer",
                  "Rubric"):
@@ -53,7 +59,7 @@ def test_release_holds_no_solution_hidden_test_or_model_answer(problem_set):
 
 @pytest.mark.parametrize("problem_set", PROBLEM_SETS)
 def test_solutions_carry_model_answers_and_no_hidden_tests(problem_set):
-    text = "\n".join(source for _, source, _ in
+    text = "\n".join(source for _, source, _, _ in
                      cells(os.path.join(ROOT, "solutions", problem_set, problem_set + ".ipynb")))
     written = sum(1 for c in source_notebook(problem_set).cells
                   if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade"))
@@ -97,3 +103,125 @@ def test_every_stub_to_fill_says_what_it_takes_and_returns(problem_set):
             if stub and not ast.get_docstring(node):
                 undocumented.append(node.name)
     assert undocumented == [], "stubs without a docstring: %s" % undocumented
+
+
+def _release(problem_set):
+    return nbformat.read(os.path.join(ROOT, "release", problem_set, problem_set + ".ipynb"), 4)
+
+
+def _graded_names(problem_set):
+    """What the student writes: the functions and classes defined in solution cells."""
+    names = set()
+    for cell in source_notebook(problem_set).cells:
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+            names |= {node.name for node in ast.parse(cell.source).body
+                      if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    return names
+
+
+def _lent_code(problem_set, namespace):
+    """Everything the release defines outside the cells a student fills: the functions and
+    classes of its given and test cells, and the stand-ins its tests lend (``stand_ins(x=...)``),
+    defined in ``namespace``. Returns {label: object}."""
+    lent = {}
+    for cell in _release(problem_set).cells:
+        if cell.cell_type != "code" or cell.metadata.get("nbgrader", {}).get("solution"):
+            continue
+        tree = ast.parse(cell.source)
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                exec(compile(ast.Module([node], []), "<release>", "exec"), namespace)
+                lent[node.name] = namespace[node.name]
+            elif isinstance(node, ast.Assign):
+                try:  # the tables a stand-in replays
+                    value = ast.literal_eval(node.value)
+                except ValueError:
+                    continue
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        namespace[target.id] = value
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id == "stand_ins"):
+                for keyword in node.keywords:
+                    label = "stand-in for %s (%s)" % (keyword.arg, ast.unparse(keyword.value)[:40])
+                    lent[label] = eval(compile(ast.Expression(keyword.value), "<release>", "eval"),
+                                       namespace)
+    return lent
+
+
+def _checks_of(problem_set, name):
+    """The hidden checks whose probes use the student's ``name``."""
+    found = []
+    for check_name, check_ in checks.all_checks(problem_set).items():
+        source = "".join(inspect.getsource(f) for f in checks.probe_functions(check_.probe))
+        if re.search(r"[\"']%s[\"']" % re.escape(name), source):
+            found.append(check_name)
+    return found
+
+
+@pytest.mark.parametrize("problem_set", PROBLEM_SETS)
+def test_nothing_the_release_lends_passes_as_an_answer(problem_set):
+    """No working graded behaviour in the release: each helper, stand-in or given class and
+    function, handed in as a part the student writes (one of the same kind), fails that
+    part's hidden checks."""
+    namespace = reference_namespace(problem_set)
+    lent = _lent_code(problem_set, dict(namespace))
+    passing = []
+    for name in sorted(_graded_names(problem_set)):
+        graded_checks = _checks_of(problem_set, name)
+        assert graded_checks, "no hidden check uses %s" % name
+        for label, candidate in lent.items():
+            if isinstance(candidate, type) != isinstance(namespace[name], type):
+                continue
+            handed_in = dict(reference_namespace(problem_set), **{name: candidate})
+            with contextlib.redirect_stdout(io.StringIO()):
+                if all(checks.evaluate(check, handed_in) is None for check in graded_checks):
+                    passing.append("%s as %s" % (label, name))
+    assert passing == [], "the release lends working answers: %s" % passing
+
+
+def _blank_run(problem_set, data_root):
+    """The release executed as it is handed out (stubs blank), in the grader's fast mode."""
+    from nbclient import NotebookClient
+    notebook = _release(problem_set)
+    environment = dict(os.environ, NBGRADER_EXECUTION="autograde", NNCOURSE_DATA=data_root,
+                       MPLBACKEND="Agg")
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(environment)
+    try:
+        NotebookClient(notebook, timeout=300, kernel_name="python3", allow_errors=True,
+                       resources={"metadata": {"path": os.path.join(ROOT, "release",
+                                                                    problem_set)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return notebook
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("problem_set", PROBLEM_SETS)
+def test_every_blank_visible_test_fails_naming_the_task(problem_set, tmp_path):
+    """Run on the blank release, every visible test fails, and its error names what to
+    write: the stub's part and section (nncourse.release.NameStubs), or the missing name."""
+    from nncourse.datasets import write_offline_datasets
+    notebook = _blank_run(problem_set, write_offline_datasets(str(tmp_path)))
+    to_write = _graded_names(problem_set)
+    for cell in source_notebook(problem_set).cells:  # and the variables answers set
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+            to_write |= {name.id for node in ast.parse(cell.source).body
+                         if isinstance(node, ast.Assign) for target in node.targets
+                         for name in ast.walk(target) if isinstance(name, ast.Name)}
+    unhelpful = []
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+            continue
+        errors = [output for output in cell.outputs if output.output_type == "error"]
+        message = "%s: %s" % (errors[0].ename, errors[0].evalue) if errors else "passed"
+        named = [name for name in to_write if re.search(r"\b%s\b" % re.escape(name), message)]
+        stub = errors and errors[0].ename == "NotImplementedError"
+        if not named or (stub and "(see " not in message):
+            unhelpful.append("%s: %s" % (meta["grade_id"], message))
+    assert unhelpful == []

@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nbformat
 import sqlalchemy
@@ -27,6 +27,16 @@ from .stop import Stop
 warnings.filterwarnings("ignore", category=DuplicateCellId)
 # Everything a worker receives is held in memory and sent over the network: keep it bounded.
 MAX_SUBMISSION_BYTES = 200 * 2**20
+
+
+def hand_grading(submission):
+    """A digest of what graders entered by hand for a gradebook submission (scores, extra
+    credit, comments): the feedback written from it is stale once this changes."""
+    entered = sorted((notebook.name, grade.name, grade.manual_score, grade.extra_credit)
+                     for notebook in submission.notebooks for grade in notebook.grades)
+    entered += sorted((notebook.name, comment.name, comment.manual_comment or "")
+                      for notebook in submission.notebooks for comment in notebook.comments)
+    return hashlib.sha256(repr(entered).encode()).hexdigest()
 
 
 class _LogLines(logging.Handler):
@@ -63,6 +73,8 @@ class _Job:
     student: str
     fingerprint: str
     prepared: Prepared
+    # {notebook: {grade_id: answer}}: answers graded by hand before, left resolved if unchanged
+    hand_graded: dict = field(default_factory=dict)
     attempts: int = 1  # a job whose worker died is run once more (see ClassGrader.grade)
 
 
@@ -181,18 +193,67 @@ class ClassGrader:
                                   self._ignore)
             + self._source_digests[problem_set]).hexdigest()
 
+    def _gradebook(self):
+        from nbgrader.api import Gradebook
+        return Gradebook(self.db_url, self.config.CourseDirectory.course_id)
+
     def _recorded(self, problem_sets):
-        """(problem set, student) pairs with a submission in the gradebook."""
-        from nbgrader.api import Gradebook, MissingEntry
-        pairs = set()
-        with Gradebook(self.db_url, self.config.CourseDirectory.course_id) as gradebook:
+        """``{(problem set, student): hand grading digest}`` of the submissions in the
+        gradebook (see :func:`hand_grading`)."""
+        from nbgrader.api import MissingEntry
+        recorded = {}
+        with self._gradebook() as gradebook:
             for problem_set in problem_sets:
                 try:
-                    pairs |= {(problem_set, submission.student_id) for submission
-                              in gradebook.assignment_submissions(problem_set)}
+                    submissions = gradebook.assignment_submissions(problem_set)
                 except MissingEntry:
-                    pass
-        return pairs
+                    continue
+                recorded.update({(problem_set, submission.student_id): hand_grading(submission)
+                                 for submission in submissions})
+        return recorded
+
+    def _hand_grading_now(self, problem_set, student):
+        with self._gradebook() as gradebook:
+            return hand_grading(gradebook.find_submission(problem_set, student))
+
+    def _hand_graded(self, problem_set, student):
+        """``{notebook: {grade_id: answer}}``: the answers of the last grading that a grader
+        has scored by hand and resolved (read before the submission is graded again)."""
+        from nbgrader.api import MissingEntry
+        try:
+            with self._gradebook() as gradebook:
+                submission = gradebook.find_submission(problem_set, student)
+                resolved = {(notebook.name, grade.name) for notebook in submission.notebooks
+                            for grade in notebook.grades
+                            if grade.manual_score is not None and not grade.needs_manual_grade}
+        except MissingEntry:
+            return {}
+        answers = {}
+        for name, grade_id in resolved:
+            path = os.path.join(self._autograded(problem_set, student), name + ".ipynb")
+            try:
+                cells = nbformat.read(path, as_version=4).cells
+            except (OSError, ValueError):
+                continue
+            for cell in cells:
+                if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
+                    answers.setdefault(name + ".ipynb", {})[grade_id] = cell.source
+        return answers
+
+    def _keep_resolved(self, problem_set, student, name, notebook, hand_graded):
+        """nbgrader's SaveAutoGrades marks every answer that has a grade by hand as needing
+        grading again; one whose text has not changed since it was graded stays resolved."""
+        unchanged = {cell.metadata.nbgrader["grade_id"] for cell in notebook.cells
+                     if cell.metadata.get("nbgrader", {}).get("grade_id") in hand_graded
+                     and hand_graded[cell.metadata.nbgrader["grade_id"]] == cell.source}
+        if not unchanged:
+            return
+        with self._gradebook() as gradebook:
+            for grade_id in unchanged:
+                grade = gradebook.find_grade(grade_id, name[:-len(".ipynb")], problem_set,
+                                             student)
+                grade.needs_manual_grade = False
+            gradebook.db.commit()
 
     def is_done(self, problem_set, student, fingerprint):
         """Graded before, completely, from the same files (the gradebook is checked by the
@@ -252,13 +313,14 @@ class ClassGrader:
         return reviews
 
     # step 3 ----------------------------------------------------------------------------
-    def record(self, problem_set, student, executed, fingerprint):
-        """Saves the scores (nbgrader's SaveAutoGrades and what follows) and the notebooks."""
+    def record(self, problem_set, student, executed, hand_graded=None):
+        """Saves the scores (nbgrader's SaveAutoGrades and what follows) and the notebooks;
+        ``hand_graded``: see :meth:`_hand_graded`."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", sqlalchemy.exc.SAWarning)
-            self._record(problem_set, student, executed, fingerprint)
+            self._record(problem_set, student, executed, hand_graded or {})
 
-    def _record(self, problem_set, student, executed, fingerprint):
+    def _record(self, problem_set, student, executed, hand_graded):
         destination = self._autograded(problem_set, student)
         for name, text in sorted(executed.items()):
             notebook = nbformat.reads(text, as_version=4)
@@ -267,6 +329,7 @@ class ClassGrader:
                                       "notebook": name[:-len(".ipynb")], "db_url": self.db_url}}
             for cls in self.record_steps:
                 notebook, resources = cls(config=self.config)(notebook, resources)
+            self._keep_resolved(problem_set, student, name, notebook, hand_graded.get(name, {}))
             path = os.path.join(destination, name)
             nbformat.write(notebook, path + ".partial")
             os.replace(path + ".partial", path)
@@ -289,7 +352,7 @@ class ClassGrader:
             self._fail(ps, student, job.fingerprint, result.error)
             return Outcome(ps, student, Status.FAILED, result.error, result.seconds)
         try:
-            self.record(ps, student, result.notebooks, job.fingerprint)
+            self.record(ps, student, result.notebooks, job.hand_graded)
         except Exception as exc:
             reason = "recording the grades failed: %s" % exc
             self._fail(ps, student, job.fingerprint, reason)
@@ -300,7 +363,8 @@ class ClassGrader:
         # written last: its presence says that everything above is complete
         markers.write(self._autograded(ps, student), status, job.fingerprint,
                       reason=incomplete or no_feedback, feedback=not no_feedback,
-                      mistakes=result.mistakes)
+                      mistakes=result.mistakes,
+                      hand_grading=self._hand_grading_now(ps, student))
         notes = [incomplete] + job.prepared.notes + result.notes + [no_feedback]
         if job.attempts > 1:
             notes.append("graded again after a grading worker died")
@@ -331,11 +395,12 @@ class ClassGrader:
                 self.progress(outcome)
 
         # a marker counts only if its grades are in this gradebook (not a new or another one)
-        recorded = set() if force else self._recorded({ps for ps, _ in submissions})
+        recorded = self._recorded({ps for ps, _ in submissions})
         try:
             for problem_set, student in submissions:
                 stop.check()
-                job = self._start(problem_set, student, (problem_set, student) in recorded, stop)
+                job = self._start(problem_set, student, recorded.get((problem_set, student)),
+                                  force, stop)
                 if isinstance(job, Outcome):
                     done(job)
                 else:
@@ -346,24 +411,29 @@ class ClassGrader:
                 future.cancel()
         return [outcomes[key] for key in submissions if key in outcomes]
 
-    def _start(self, problem_set, student, recorded, stop):
+    def _start(self, problem_set, student, hand_grading, force, stop):
         """A job for a worker; or the Outcome of a submission that needs none: graded before
-        from the same files (``recorded`` in the gradebook), or one nbgrader cannot prepare."""
+        from the same files (and recorded in the gradebook: ``hand_grading`` is not None), or
+        one nbgrader cannot prepare. The feedback of one graded before is written again when
+        it is missing or its hand grading changed since it was written."""
         fingerprint = self.fingerprint(problem_set, student)
-        marker = recorded and self.is_done(problem_set, student, fingerprint)
+        marker = (hand_grading is not None and not force
+                  and self.is_done(problem_set, student, fingerprint))
         if marker:
             reason = ""
-            if not marker.get("feedback", True) or not self.has_feedback(problem_set, student):
+            if (not marker.get("feedback", True) or not self.has_feedback(problem_set, student)
+                    or marker.get("hand_grading") != hand_grading):
                 with stop.held():
                     reason = self._feedback_problem(problem_set, student)
                     markers.write(self._autograded(problem_set, student), Status.GRADED,
                                   fingerprint, reason=reason, feedback=not reason,
-                                  mistakes=marker.get("mistakes", []))
+                                  mistakes=marker.get("mistakes", []), hand_grading=hand_grading)
             return Outcome(problem_set, student, Status.SKIPPED, reason)
         with stop.held():
             try:
+                hand_graded = self._hand_graded(problem_set, student) if hand_grading else {}
                 return _Job(problem_set, student, fingerprint,
-                            self.prepare(problem_set, student))
+                            self.prepare(problem_set, student), hand_graded)
             except GradingError as error:
                 self._fail(problem_set, student, fingerprint, str(error))
                 return Outcome(problem_set, student, Status.FAILED, str(error))

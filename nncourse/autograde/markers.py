@@ -13,7 +13,9 @@ complete:
 
 The ``fingerprint`` (of the submission and of the source) tells whether a ``graded`` marker
 still describes the files on disk; ``mistakes`` lists the catalogued mistakes its feedback
-names (``reports/psN-mistakes.csv`` counts them).
+names (``reports/psN-mistakes.csv`` counts them); ``hand_grading`` is a digest of the scores
+and comments graders had entered by hand when the feedback was written (when the gradebook's
+differ, the next run writes the feedback again).
 """
 
 import fnmatch
@@ -56,14 +58,16 @@ def path(folder):
     return os.path.join(folder, MARKER)
 
 
-def write(folder, status, fingerprint, reason="", feedback=True, mistakes=()):
+def write(folder, status, fingerprint, reason="", feedback=True, mistakes=(), hand_grading=None):
     """Writes the marker of the submission graded into ``folder`` (made if missing);
-    ``mistakes``: the catalogued mistakes its feedback names (for the instructor's report)."""
+    ``mistakes``: the catalogued mistakes its feedback names (for the instructor's report);
+    ``hand_grading``: the digest of the grading by hand its feedback shows."""
     os.makedirs(folder, exist_ok=True)
     target = path(folder)
     with open(target + ".tmp", "w") as out:
         json.dump({"status": status, "fingerprint": fingerprint, "reason": reason,
-                   "feedback": feedback, "mistakes": list(mistakes), "graded_at": time.time()},
+                   "feedback": feedback, "mistakes": list(mistakes),
+                   "hand_grading": hand_grading, "graded_at": time.time()},
                   out)
         out.flush()
         os.fsync(out.fileno())
