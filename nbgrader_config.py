@@ -11,6 +11,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     OverwriteCells, OverwriteKernelspec, SaveAutoGrades, SaveCells)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nncourse import pages  # noqa: E402
 from nncourse.course import COURSE_ID  # noqa: E402
 from nncourse.autograde.markers import MARKER  # noqa: E402
 from nncourse.autograde.execute import LimitedExecute  # noqa: E402
@@ -83,6 +84,13 @@ c.Sandbox.file_mb = 256
 c.Sandbox.tmp_mb = 512
 c.Sandbox.job_mb = 512
 c.Sandbox.shm_mb = 256
+
+# Formgrader's submission page and the feedback: nbgrader's pages with the model answers and
+# rubrics, the student's own outputs, one maximum score (bonus above it) and MathJax served by
+# Jupyter, not a CDN (nncourse/pages/).
+c.HTMLExporter.extra_template_basedirs = [pages.TEMPLATES, pages.nbgrader_templates()]
+c.HTMLExporter.template_file = pages.TEMPLATE_FILE
+c.HTMLExporter.filters = pages.CourseFilters(os.path.dirname(os.path.abspath(__file__))).filters()
 
 # Worked solutions are committed without outputs (running them would train in full mode) and
 # without hidden tests (they name the grader's checks, which TAs and students do not need).

@@ -3,7 +3,9 @@
 # - bubblewrap (bwrap): the sandbox that `nncourse grade` runs students' code in; without it,
 #   grading refuses to run unless told --no-sandbox;
 # - postgresql: the server programs (initdb, pg_ctl) that the tests start a throwaway
-#   PostgreSQL gradebook with (tests/test_database.py). Grading itself needs no server.
+#   PostgreSQL gradebook with (tests/test_database.py). Grading itself needs no server;
+# - chromium: the browser that Playwright drives in tests/test_browser.py (Formgrader,
+#   feedback and JupyterLab pages, offline).
 set -uo pipefail
 [ "$(uname -s)" = Linux ] || exit 0
 
@@ -11,6 +13,7 @@ missing=()
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
   || missing+=(postgresql)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" = 0 ]; then
@@ -20,7 +23,7 @@ elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
 else
   echo "warning: ${missing[*]} not installed and cannot be installed without root; install" \
        "them with your package manager (bubblewrap to grade in the sandbox, postgresql for" \
-       "the database tests)" >&2
+       "the database tests, chromium for the browser tests)" >&2
   exit 0
 fi
 echo "installing ${missing[*]}"
