@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from nncourse.course import ROOT
-from tests.helpers import CLASS, environment, grade, make_class
+from tests.helpers import environment, grade, make_class
 
 pytestmark = [pytest.mark.slow]
 
