@@ -15,7 +15,7 @@ from nncourse import pages  # noqa: E402
 from nncourse.course import COURSE_ID  # noqa: E402
 from nncourse.autograde.markers import MARKER  # noqa: E402
 from nncourse.autograde.execute import LimitedExecute  # noqa: E402
-from nncourse.release import EmbedImages, NameStubs  # noqa: E402
+from nncourse.release import AppendSelfCheck, EmbedImages, NameStubs  # noqa: E402
 from nncourse.autograde.preprocessors import (ExpandChecks, JudgeChecks,  # noqa: E402
                                               KeepFirstCopy, refuse_stock_autograde)
 
@@ -38,13 +38,14 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
-# A release names each blank stub's part and section in its NotImplementedError, and carries
-# its pictures as cell attachments (nncourse/release.py); otherwise nbgrader's own steps.
+# A release names each blank stub's part and section in its NotImplementedError, carries its
+# pictures as cell attachments and ends with a cell that runs its visible tests where there is
+# no nbgrader (nncourse/release.py); otherwise nbgrader's own steps.
 
 c.GenerateAssignment.preprocessors = [
     IncludeHeaderFooter, InstantiateTests, LockCells, ClearSolutions, NameStubs, EmbedImages,
-    ClearOutput, CheckCellMetadata, ComputeChecksums, SaveCells, ClearHiddenTests,
-    ClearMarkScheme, ComputeChecksums, CheckCellMetadata,
+    AppendSelfCheck, ClearOutput, CheckCellMetadata, ComputeChecksums, SaveCells,
+    ClearHiddenTests, ClearMarkScheme, ComputeChecksums, CheckCellMetadata,
 ]
 
 # A cell that a student copied or split appears twice: graded from its first copy (stock

@@ -5,7 +5,9 @@ these preprocessors in its list):
   that every visible test run on it fails with a message that names the task (stock nbgrader
   leaves a bare ``raise NotImplementedError()``);
 - :class:`EmbedImages`: the pictures a markdown cell shows from ``images/`` become cell
-  attachments, so that a lone ``.ipynb`` (uploaded to Colab, say) is complete.
+  attachments, so that a lone ``.ipynb`` (uploaded to Colab, say) is complete;
+- :class:`AppendSelfCheck`: a last cell that runs the visible tests where there is no
+  nbgrader (:mod:`nncourse.self_check`).
 """
 
 import ast
@@ -15,6 +17,8 @@ import os
 import re
 
 from nbgrader.preprocessors import NbGraderPreprocessor
+
+from . import self_check
 
 BARE_STUB = "raise NotImplementedError()"
 # ![alt](images/name.png), as the source notebooks show their figures
@@ -103,3 +107,13 @@ class EmbedImages(NbGraderPreprocessor):
         name = os.path.basename(relative)
         cell.setdefault("attachments", {})[name] = {kind: data}
         return "![%s](attachment:%s)" % (alt, name)
+
+
+class AppendSelfCheck(NbGraderPreprocessor):
+    """Ends the release with the "check your work" cell (locked: the grader restores it)."""
+
+    def preprocess(self, nb, resources):
+        nb.cells = [cell for cell in nb.cells
+                    if cell.metadata.get("nbgrader", {}).get("grade_id") != self_check.GRADE_ID]
+        nb.cells += self_check.cells()
+        return nb, resources

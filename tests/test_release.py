@@ -8,14 +8,16 @@ import inspect
 import io
 import os
 import re
+import subprocess
+import sys
 
 import nbformat
 import pytest
 
-from nncourse import checks
+from nncourse import checks, self_check
 from nncourse.checks import PROBLEM_SETS
 from nncourse.course import ROOT
-from tests.helpers import reference_namespace, run, source_notebook
+from tests.helpers import CLASS, expected_points, reference_namespace, run, source_notebook
 
 
 def cells(path):
@@ -225,3 +227,45 @@ def test_every_blank_visible_test_fails_naming_the_task(problem_set, tmp_path):
         if not named or (stub and "(see " not in message):
             unhelpful.append("%s: %s" % (meta["grade_id"], message))
     assert unhelpful == []
+
+
+@pytest.mark.parametrize("problem_set", PROBLEM_SETS)
+def test_every_release_ends_with_its_own_check(problem_set):
+    last = _release(problem_set).cells[-1]
+    assert last.metadata.nbgrader["grade_id"] == self_check.GRADE_ID
+    assert last.metadata.nbgrader["locked"] and last.source == self_check.CELL
+
+
+# the release's last cell, run where neither nbgrader nor nncourse can be imported (as Colab)
+_CHECK_ALONE = """
+import sys
+sys.modules["nbgrader"] = sys.modules["nncourse"] = None
+import nbformat
+cell = nbformat.read(sys.argv[1], 4).cells[-1].source
+exec(cell.replace("check_my_work()", "check_my_work(sys.argv[1])"))
+"""
+
+
+@pytest.mark.slow
+def test_a_student_checks_the_work_without_nbgrader(tmp_path):
+    from nncourse import samples
+    from nncourse.datasets import write_offline_datasets
+    environment = dict(os.environ, NNCOURSE_DATA=write_offline_datasets(str(tmp_path / "data")),
+                       MPLBACKEND="Agg")
+    environment.pop("NBGRADER_EXECUTION", None)
+    reports = {}
+    for name, edits in [("blank", None), ("mutant", CLASS["mutant-bias"]), ("done", [])]:
+        path = tmp_path / (name + ".ipynb")
+        nbformat.write(samples.submission(ROOT, "ps1", edits), path)
+        result = subprocess.run([sys.executable, "-c", _CHECK_ALONE, str(path)], cwd=tmp_path,
+                                env=environment, text=True, capture_output=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+        reports[name] = result.stdout
+    tests = list(expected_points("ps1")[0])
+    assert "%d test cells failed" % len(tests) in reports["blank"]
+    assert "FAILED  test_linear_forward: NotImplementedError: Linear.forward is not written " \
+           "yet" in reports["blank"]
+    assert "every visible test passed" in reports["done"]
+    failed = re.findall(r"^FAILED  (\w+)", reports["mutant"], re.M)
+    assert failed and set(failed) < set(tests)
+    assert "passed  test_linear_forward" in reports["mutant"]
