@@ -248,11 +248,14 @@ SMALL_CLASSES = {
     "ps4": {"mutants": ["truncated BPTT: nothing flows back to earlier steps",
                         "padding counted in the loss", "sigmoid by the overflowing formula"],
             "catalogue": catalogue_ps4,
-            # Task 2's gradient handed in as the notebook's own trusted helper
+            # Task 2's gradient handed in as the notebook's own test helper, replaying the
+            # visible test's values (so that the visible test passes)
             "shortcuts": {"shortcut-helper": (
                 [("loss_solution", "def binary_crossentropy_logit_gradient(n, t):",
                   "def binary_crossentropy_logit_gradient(n, t):\n"
-                  "    return trusted_logit_gradient(n, t)\n\n\ndef unused(n, t):")],
+                  "    return replay('gradient', [(([[0.0], [2.0]], [[1.0], [0.0]]),\n"
+                  "                               [[-0.5], [0.8807970779778823]])])(n, t)\n"
+                  "\n\ndef unused(n, t):")],
                 {"test_bce_gradient"})}},
     "ps5": {"mutants": ["softmax over the batch", "dropout left on at evaluation",
                         "sine and cosine swapped"],

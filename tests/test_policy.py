@@ -105,13 +105,14 @@ def test_ps2_layers_delegated_to_torch_nn_functional_or_autograd_lose_their_cell
     assert not any("torchnet" in name for name in costs)
 
 
-def test_ps4_task_two_handed_in_as_the_notebooks_trusted_helpers_is_not_accepted():
+def test_ps4_task_two_handed_in_as_the_notebooks_test_helpers_is_not_accepted():
     notebook, source = restored("ps4")
     with_cell(notebook, "loss_solution",
-              "binary_crossentropy_logit_gradient = trusted_logit_gradient\n"
-              "binary_crossentropy_loss = lambda a, t: trusted_loss(a, t)\n", replace=True)
+              "binary_crossentropy_logit_gradient = replay('g', [(([[0.0], [2.0]], [[1.0], "
+              "[0.0]]), [[-0.5], [0.8807970779778823]])])\n"
+              "binary_crossentropy_loss = lambda a, t: replay('l', [])(a, t)\n", replace=True)
     costs = review_submission(notebook, source, "ps4").costs
-    assert any("trusted_" in message for message in costs.values()), costs
+    assert any("replay" in message for message in costs.values()), costs
 
 
 TAMPERING = {

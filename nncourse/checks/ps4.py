@@ -19,10 +19,10 @@ from ..policy import Rule
 
 PARAMETERS = ("LW_11", "IW_11", "LW_21", "b_1", "b_2")
 
-# The notebook lends its visible tests trusted versions of the other parts (cell "stand_ins");
-# they are not a student's to hand in (checked on the source: nncourse/policy/).
-POLICY = [Rule(helpers=("trusted_sigmoid", "trusted_loss", "trusted_logit_gradient",
-                        "trusted_collate", "stand_ins"),
+# The notebook's visible tests lend stand-ins for the other parts that replay a test's values
+# (cell "stand_ins"); they are not a student's to hand in (checked on the source:
+# nncourse/policy/).
+POLICY = [Rule(helpers=("replay", "stand_ins"),
                why="graded code must be your own, not the notebook's test helpers")]
 
 
