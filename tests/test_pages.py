@@ -1,0 +1,105 @@
+"""What nncourse adds to Formgrader's submission page and to the feedback (nncourse/pages),
+without a browser: tests/test_browser.py sees the same pages in one."""
+
+import base64
+import io
+
+import matplotlib
+import nbformat
+
+from nncourse import pages
+from tests.helpers import source_notebook
+
+matplotlib.use("Agg")
+
+
+def _png():
+    import matplotlib.pyplot as plt
+    figure = plt.figure(figsize=(1, 1))
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _course(tmp_path, own_outputs):
+    """A course folder with ps1's source and one student's handed-in notebook whose first
+    code cell has ``own_outputs``; returns (filters, that cell as the grader ran it)."""
+    (tmp_path / "source" / "ps1").mkdir(parents=True)
+    nbformat.write(source_notebook("ps1"), tmp_path / "source" / "ps1" / "ps1.ipynb")
+    handed_in = source_notebook("ps1")
+    cell = next(c for c in handed_in.cells if c.cell_type == "code")
+    cell.outputs = own_outputs
+    folder = tmp_path / "submitted" / "ada" / "ps1"
+    folder.mkdir(parents=True)
+    nbformat.write(handed_in, folder / "ps1.ipynb")
+    graded = nbformat.from_dict(dict(cell, outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="200 steps, fast mode\n")]))
+    return pages.CourseFilters(str(tmp_path)), graded
+
+
+RESOURCES = {"assignment_id": "ps1", "notebook_id": "ps1", "student": "ada"}
+
+
+def test_the_students_own_outputs_are_shown_as_inert_text_and_real_pictures(tmp_path):
+    picture = _png()
+    fake = base64.b64encode(b"<svg onload=alert(1)>").decode()
+    filters, cell = _course(tmp_path, [
+        nbformat.v4.new_output("stream", name="stdout", text="17000 steps <b>done</b>\n"),
+        nbformat.v4.new_output("display_data", data={"text/html": "<script>alert(1)</script>",
+                                                     "text/plain": "<table>"}),
+        nbformat.v4.new_output("display_data", data={"image/png": picture}),
+        nbformat.v4.new_output("display_data", data={"image/png": fake}),
+        nbformat.v4.new_output("error", ename="ValueError", evalue="<img src=x>",
+                               traceback=[]),
+    ])
+    shown = filters.own_outputs(cell, RESOURCES)
+    assert "17000 steps &lt;b&gt;done&lt;/b&gt;" in shown
+    assert "<script" not in shown and "&lt;table&gt;" in shown
+    assert shown.count("<img") == 1 and picture in shown
+    assert "ValueError: &lt;img src=x&gt;" in shown
+    assert "<b>" not in shown
+
+
+def test_own_outputs_are_left_out_when_the_student_ran_nothing_or_the_same(tmp_path):
+    filters, cell = _course(tmp_path, [])
+    assert filters.own_outputs(cell, RESOURCES) == ""
+    filters, cell = _course(tmp_path / "same", [
+        nbformat.v4.new_output("stream", name="stdout", text="200 steps, fast mode\n")])
+    assert filters.own_outputs(cell, RESOURCES) == ""
+    assert filters.own_outputs(cell, dict(RESOURCES, student="nobody")) == ""
+
+
+def test_an_answer_graded_by_hand_gets_its_model_answer_and_rubric(tmp_path):
+    filters, _ = _course(tmp_path, [])
+    answer = next(c for c in source_notebook("ps1").cells
+                  if c.metadata.get("nbgrader", {}).get("grade_id") == "q2_answer")
+    written = nbformat.from_dict(dict(answer, source="The loss stalls at 0.2."))
+    model = filters.model_answer(written, RESOURCES)
+    assert model.startswith("**Model answer.**") and "**Rubric (2 points).**" in model
+    test_cell = next(c for c in source_notebook("ps1").cells
+                     if c.metadata.get("nbgrader", {}).get("grade_id") == "test_simplenn")
+    assert filters.model_answer(test_cell, RESOURCES) == ""
+
+
+def test_the_feedback_heading_has_one_maximum_and_says_the_bonus(tmp_path):
+    graded = source_notebook("ps1")
+    for cell in graded.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade"):
+            meta["score"] = meta["points"] if meta["grade_id"].startswith("bonus_test") else 0
+    resources = {"nbgrader": {"notebook": "ps1", "score": 1.5, "max_score": 18.0}}
+    page = ('<h4>ps1 (Score: 1.5 / 18.0)</h4><li><a href="#bonus_q5_answer">Written '
+            'response</a> (Score: 0.0 / 0.5)</li><li><a href="#q1_answer">Written response'
+            '</a> (Score: 0.0 / 2.0)</li>')
+    shown = pages.one_maximum(page, graded, resources)
+    assert "ps1 (Score: 1.5 / 16.0, with 1.5 of 2.0 bonus points above the maximum)" in shown
+    assert "(Score: 0.0 / 0.5, bonus)" in shown and "(Score: 0.0 / 2.0)</li>" in shown
+
+
+def test_mathjax_comes_from_the_jupyter_server_not_a_cdn():
+    header = '<script src="%s"> </script>' % pages.CDN_MATHJAX
+    formgrader = pages.local_mathjax(header, "/user/ta/")
+    assert 'src="/user/ta' + pages.MATHJAX_PATH in formgrader and "cdnjs" not in formgrader
+    feedback = pages.local_mathjax(header)
+    assert "cdnjs" not in feedback and pages.MATHJAX_PATH in feedback
