@@ -41,7 +41,6 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # A release names each blank stub's part and section in its NotImplementedError, carries its
 # pictures as cell attachments and ends with a cell that runs its visible tests where there is
 # no nbgrader (nncourse/release.py); otherwise nbgrader's own steps.
-
 c.GenerateAssignment.preprocessors = [
     IncludeHeaderFooter, InstantiateTests, LockCells, ClearSolutions, NameStubs, EmbedImages,
     AppendSelfCheck, ClearOutput, CheckCellMetadata, ComputeChecksums, SaveCells,

@@ -8,6 +8,8 @@ per test cell. It needs only nbformat and nbclient, which every Jupyter and Cola
 the grader it does nothing.
 """
 
+import nbformat
+
 GRADE_ID = "check_your_work"  # CELL leaves itself out of the run by this id
 
 MARKDOWN = """## Check your work
@@ -33,7 +35,7 @@ CELL = '''def check_my_work(path=None, timeout=1800):
         try:  # Colab keeps the notebook in the browser
             from google.colab import _message
         except ImportError:
-            raise FileNotFoundError("give the notebook's path: check_my_work('ps1.ipynb')")
+            raise FileNotFoundError("say where the notebook is: check_my_work('psN.ipynb')")
         notebook = nbformat.from_dict(_message.blocking_request("get_ipynb")["ipynb"])
         path = "."
     notebook.cells = [cell for cell in notebook.cells
@@ -43,19 +45,20 @@ CELL = '''def check_my_work(path=None, timeout=1800):
     NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
                    resources={"metadata": {"path": folder}}).execute(
         env=dict(os.environ, NBGRADER_EXECUTION="validate"))
-    failed = 0
+    tests = failed = 0
     for cell in notebook.cells:
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
             continue
+        tests += 1
         errors = [output for output in cell.outputs if output.output_type == "error"]
         if errors:
             failed += 1
-            print("FAILED  %s: %s: %s" % (meta["grade_id"], errors[0].ename,
-                                          errors[0].evalue.splitlines()[0] if errors[0].evalue else ""))
+            message = (errors[0].evalue or "").splitlines()[:1]
+            print("FAILED  %s: %s" % (meta["grade_id"], ": ".join([errors[0].ename] + message)))
         else:
             print("passed  %s" % meta["grade_id"])
-    print("%d test cells failed" % failed if failed else "every visible test passed")
+    print("%d of %d test cells failed" % (failed, tests) if failed else "every visible test passed")
 
 
 check_my_work()'''
@@ -63,7 +66,6 @@ check_my_work()'''
 
 def cells():
     """The two cells to append to a release notebook: the heading and the locked check."""
-    import nbformat
     heading = nbformat.v4.new_markdown_cell(MARKDOWN, id="check-your-work-heading")
     code = nbformat.v4.new_code_cell(CELL, id="check-your-work")
     code.metadata["nbgrader"] = {"grade": False, "grade_id": GRADE_ID, "locked": True,
