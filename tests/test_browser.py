@@ -113,14 +113,16 @@ def browser():
 
 
 class Offline:
-    """A browser page that can reach this machine only; it keeps what it was refused, and
-    the dialogs a script opened."""
+    """A browser page that can reach this machine only; it keeps what it was refused, what
+    was not found (a font MathJax lacks, say) and the dialogs a script opened."""
 
     def __init__(self, browser):
-        self.refused, self.dialogs = [], []
+        self.refused, self.missing, self.dialogs = [], [], []
         self.context = browser.new_context(viewport={"width": 1280, "height": 900})
         self.context.route("**/*", self._route)
         self.page = self.context.new_page()
+        self.page.on("response", lambda response: response.status == 404
+                     and self.missing.append(response.url))
         self.page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message),
                                                dialog.dismiss()))
         os.makedirs(SCREENSHOTS, exist_ok=True)
@@ -212,7 +214,7 @@ def test_a_ta_grades_a_written_answer_in_formgrader_and_the_feedback_follows(
         assert "Score: 13.0 / 16.0, with 1.5 of 2.0 bonus points" in heading, heading
         _maths_rendered(page)
         tab.shot("4-feedback")
-        assert tab.refused == [] and tab.dialogs == []
+        assert tab.refused == [] and tab.missing == [] and tab.dialogs == []
     finally:
         tab.close()
 
@@ -243,6 +245,6 @@ def test_a_student_opens_the_release_in_jupyterlab_offline(ta_course, server, br
         expected = {alt for cell in release.cells for alt in
                     re.findall(r"!\[([^\]]*)\]\(attachment:", cell.source)}
         assert expected and pictures == expected
-        assert tab.refused == []
+        assert tab.refused == [] and tab.missing == []
     finally:
         tab.close()

@@ -189,6 +189,13 @@ _LOADER = """<script>
 </script>"""
 
 
+# jupyter-server-mathjax ships MathJax's STIX-Web fonts only (as the classic notebook used)
+_FONTS = """<script type="text/x-mathjax-config">
+MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], preferredFont: null, imageFont: null,
+                                 webFont: "STIX-Web"}});
+</script>"""
+
+
 def local_mathjax(page, base_url=None):
     """nbgrader's page header with MathJax loaded from the Jupyter server (at ``base_url``,
     Formgrader's; None: wherever the page is served from, the feedback) instead of a CDN."""
@@ -197,4 +204,4 @@ def local_mathjax(page, base_url=None):
         local = '<script src="%s%s"></script>' % (html.escape(base_url.rstrip("/")), MATHJAX_PATH)
     else:
         local = _LOADER % (_JUPYTER_ROUTES.replace("/", "\\/"), MATHJAX_PATH)
-    return Markup(page.replace(tag, local))
+    return Markup(page.replace(tag, _FONTS + local))
