@@ -211,6 +211,10 @@ def grade(course, problem_sets=(), every=False, students=None, force=False, work
         + (" (%d graded in part: a kernel was lost)" % counts[Status.INCOMPLETE]
            if counts[Status.INCOMPLETE] else "")
         + " in %.0f s; class grade table: %s" % (elapsed, os.path.relpath(path, course.root)))
+    refreshed = sum(outcome.refreshed for outcome in outcomes)
+    if refreshed:
+        print("feedback written again for %d already graded submission%s (grades or comments "
+              "entered by hand since, or feedback missing)" % (refreshed, "s" * (refreshed != 1)))
     if listed:
         print("%d submissions need a look (failed, incomplete or not graded): %s" % (
             listed, os.path.relpath(course.path("reports", "grading-problems.csv"),

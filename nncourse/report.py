@@ -174,7 +174,9 @@ def plot_distribution(rows, problem_set, path):
 
 
 def _answers_to_grade(count):
-    return "-" if not count else "1 answer to grade" if count == 1 else "%d answers to grade" % count
+    if not count:
+        return "-"
+    return "1 answer to grade" if count == 1 else "%d answers to grade" % count
 
 
 def format_table(rows, failures=None):

@@ -89,7 +89,8 @@ def server(ta_course):
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                pytest.fail("jupyter lab did not start: %s" % (ta_course / "jupyter.log").read_text())
+                pytest.fail("jupyter lab did not start: %s"
+                            % (ta_course / "jupyter.log").read_text())
             time.sleep(0.5)
     yield url
     process.terminate()

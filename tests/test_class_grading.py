@@ -367,6 +367,7 @@ def test_grading_by_hand_reaches_the_feedback_and_regrading_keeps_it(tmp_path_fa
     again = grade(course, "ps1")  # nothing to grade: the feedback follows the gradebook
     assert again.returncode == 0, again.stderr
     assert "graded 0, already graded 2" in again.stdout
+    assert "feedback written again for 1 already graded submission " in again.stdout
     assert "4 answers to grade" in again.stdout
     assert "say why the sigmoid is slow" in feedback.read_text()
     with open(course / "reports" / "grades.csv") as table:

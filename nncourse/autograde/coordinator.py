@@ -420,15 +420,17 @@ class ClassGrader:
         marker = (hand_grading is not None and not force
                   and self.is_done(problem_set, student, fingerprint))
         if marker:
+            stale = (not marker.get("feedback", True) or not self.has_feedback(problem_set, student)
+                     or marker.get("hand_grading") != hand_grading)
             reason = ""
-            if (not marker.get("feedback", True) or not self.has_feedback(problem_set, student)
-                    or marker.get("hand_grading") != hand_grading):
+            if stale:
                 with stop.held():
                     reason = self._feedback_problem(problem_set, student)
                     markers.write(self._autograded(problem_set, student), Status.GRADED,
                                   fingerprint, reason=reason, feedback=not reason,
                                   mistakes=marker.get("mistakes", []), hand_grading=hand_grading)
-            return Outcome(problem_set, student, Status.SKIPPED, reason)
+            return Outcome(problem_set, student, Status.SKIPPED, reason,
+                           refreshed=stale and not reason)
         with stop.held():
             try:
                 hand_graded = self._hand_graded(problem_set, student) if hand_grading else {}

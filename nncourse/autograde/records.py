@@ -25,6 +25,7 @@ class Outcome:
     status: Status
     reason: str = ""  # why it failed or is incomplete; for the others, notes
     seconds: float = 0.0
+    refreshed: bool = False  # skipped, but its feedback was written again (see ClassGrader)
 
 
 @dataclass
