@@ -43,6 +43,33 @@ def clean_html(text):
                         protocols=[], strip=True, strip_comments=True)
 
 
+# rendered markdown (a written answer, a cell a student added) keeps its structure, links to
+# the web or within the page, and pictures carried in the notebook (attachments, data: URLs)
+_MARKDOWN_TAGS = _TAGS + ["img", "del", "s", "dl", "dt", "dd", "kbd", "th"]
+_PICTURE_URL = re.compile(r"data:image/(png|jpeg|gif);base64,[A-Za-z0-9+/=\s]*$")
+
+
+def _markdown_attribute(tag, name, value):
+    if name in ("class", "id", "title") or (tag in ("td", "th") and name in ("colspan",
+                                                                           "rowspan")):
+        return True
+    if tag == "a" and name == "href":
+        return value.startswith(("#", "http://", "https://", "mailto:"))
+    if tag == "img":
+        return name in ("alt", "width", "height") or (name == "src"
+                                                      and bool(_PICTURE_URL.match(value)))
+    return False
+
+
+def clean_markdown_html(text):
+    """A markdown cell rendered to HTML (nbconvert's markdown2html), without anything that
+    runs or loads: the student's own HTML in an answer must not run in a grader's browser."""
+    return bleach.clean(_CODE_ELEMENTS.sub("", text), tags=_MARKDOWN_TAGS,
+                        attributes=_markdown_attribute, protocols=["http", "https", "mailto",
+                                                                  "data"],
+                        strip=True, strip_comments=True)
+
+
 def _text(value):
     return "".join(value) if isinstance(value, list) else str(value)
 

@@ -27,6 +27,9 @@ COMMENT = "Right numbers. Say why the sigmoid learns slowly: its derivative is a
 # what the student's own run printed, as handed in (the grader reruns in fast mode)
 OWN_RUN = "ReLU: loss 1e-4 reached after 17000 steps (4.1 s)\n"
 ATTACK = "<script>alert('the TA ran my script')</script>"
+# and in a written answer, which nbgrader renders as HTML
+ANSWER_ATTACK = ('<img src="x" onerror="alert(\'my answer ran a script\')"> '
+                 '<a href="javascript:alert(1)">more</a>')
 
 
 def _free_port():
@@ -48,7 +51,7 @@ def _hand_in_with_own_outputs(course):
                   if c.metadata.get("nbgrader", {}).get("grade_id") == "q1_answer")
     answer.source = ("ReLU reached a loss of 1e-4 after about 17000 steps; the sigmoid was "
                      "still near 1e-2 after 20000. With 1000 samples each step took ten times "
-                     "longer, and the loss was about the same.")
+                     "longer, and the loss was about the same. " + ANSWER_ATTACK)
     nbformat.write(notebook, path)
 
 
@@ -215,7 +218,8 @@ def test_a_ta_grades_a_written_answer_in_formgrader_and_the_feedback_follows(
         assert "Score: 13.0 / 16.0, with 1.5 of 2.0 bonus points" in heading, heading
         _maths_rendered(page)
         tab.shot("4-feedback")
-        assert tab.refused == [] and tab.missing == [] and tab.dialogs == []
+        assert tab.dialogs == []  # no script of the student's ran
+        assert tab.refused == [] and tab.missing == []
     finally:
         tab.close()
 

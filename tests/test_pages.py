@@ -103,3 +103,24 @@ def test_mathjax_comes_from_the_jupyter_server_not_a_cdn():
     assert 'src="/user/ta' + pages.MATHJAX_PATH in formgrader and "cdnjs" not in formgrader
     feedback = pages.local_mathjax(header)
     assert "cdnjs" not in feedback and pages.MATHJAX_PATH in feedback
+
+
+def test_markdown_a_student_wrote_keeps_its_text_and_pictures_but_runs_nothing():
+    picture = "data:image/png;base64," + _png()
+    answer = ("## My answer\n\nThe loss is *small*: $a < b$. ![plot](%s)\n\n"
+              "<img src=x onerror=alert(1)> <script>alert(2)</script>"
+              "<a href='javascript:alert(3)'>x</a> <a href='#q1'>up</a>"
+              "<img src='data:image/svg+xml;base64,PHN2Zz4='> <iframe src='https://e.org'>"
+              % picture)
+    from nbconvert.exporters import HTMLExporter
+    rendered = HTMLExporter().markdown2html({"cell": {}}, answer)
+    page = '<div class="panel"><input id="q1_answer">%s</div>' % rendered
+    cleaned = pages.clean_markdown(page, rendered)
+    assert '<input id="q1_answer">' in cleaned  # Formgrader's own markup is left alone
+    assert "<em>small</em>" in cleaned and "$a &lt; b$" in cleaned and picture in cleaned
+    for attack in ("onerror", "<script", "alert(2)", "javascript:", "svg+xml", "<iframe"):
+        assert attack not in cleaned, attack
+    assert 'href="#q1"' in cleaned and "My answer" in cleaned
+    # markup nbgrader no longer renders as expected: the text is shown escaped, not run
+    assert "<img" not in pages.clean_markdown("<p>other</p><img src=x onerror=alert(1)>",
+                                              "<img src=x>")

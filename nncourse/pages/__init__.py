@@ -11,7 +11,9 @@ which extends nbgrader's own page and adds:
 - on both, one maximum score: bonus points (cells ``bonus_*``) are shown as bonus, above the
   maximum, as the reports count them;
 - on both, MathJax from the Jupyter server itself (jupyter-server-mathjax), not from a CDN, so
-  that maths renders offline.
+  that maths renders offline;
+- on both, markdown cells cleaned of anything that runs or loads (nbgrader shows a student's
+  written answer as raw HTML, which would run in the TA's browser, in Formgrader's session).
 """
 
 import base64
@@ -23,6 +25,7 @@ import re
 import nbformat
 from markupsafe import Markup
 
+from .. import sanitize
 from ..report import BONUS_PREFIX
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
@@ -71,7 +74,8 @@ class CourseFilters:
         self.root = root
 
     def filters(self):
-        return {"nncourse_model_answer": self.model_answer,
+        return {"nncourse_clean_markdown": clean_markdown,
+                "nncourse_model_answer": self.model_answer,
                 "nncourse_own_outputs": self.own_outputs,
                 "nncourse_is_bonus": is_bonus,
                 "nncourse_one_maximum": one_maximum,
@@ -134,6 +138,17 @@ def _pre(text):
     if len(text) > OWN_OUTPUT_TEXT:
         text = text[:OWN_OUTPUT_TEXT] + "\n[... cut]"
     return "<pre>%s</pre>" % html.escape(text)
+
+
+def clean_markdown(page, rendered):
+    """nbgrader renders every markdown cell as raw HTML (``rendered``: nbconvert's
+    markdown2html of its source); ``page``, its part of the page, gets it cleaned instead
+    (nncourse.sanitize.clean_markdown_html)."""
+    if not rendered.strip():
+        return page
+    if rendered not in page:  # nbgrader's markup changed: show the answer as text, not HTML
+        return Markup(html.escape(str(page)))
+    return Markup(str(page).replace(rendered, sanitize.clean_markdown_html(rendered)))
 
 
 def is_bonus(cell):
