@@ -70,6 +70,27 @@ def clean_markdown_html(text):
                         strip=True, strip_comments=True)
 
 
+# MathML as latex2mathml writes it (nncourse.pages.mathml): elements and presentation
+# attributes only (its \\href and \\style would carry links and styles)
+_MATHML_TAGS = ["math", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "mfrac", "msqrt",
+                "mroot", "msub", "msup", "msubsup", "munder", "mover", "munderover", "mtable",
+                "mtr", "mtd", "mstyle", "mpadded", "mphantom", "menclose", "semantics",
+                "annotation", "merror"]
+_MATHML_ATTRIBUTES = ["xmlns", "display", "mathvariant", "stretchy", "fence", "separator",
+                      "accent", "accentunder", "largeop", "movablelimits", "symmetric", "form",
+                      "lspace", "rspace", "width", "height", "depth", "linethickness",
+                      "columnalign", "rowalign", "columnspacing", "rowspacing", "columnlines",
+                      "rowlines", "frame", "notation", "minsize", "maxsize", "scriptlevel",
+                      "displaystyle", "encoding"]
+
+
+def clean_mathml(text):
+    """MathML made from a student's LaTeX, with nothing but MathML's own markup."""
+    return bleach.clean(text, tags=_MATHML_TAGS,
+                        attributes={tag: _MATHML_ATTRIBUTES for tag in _MATHML_TAGS},
+                        protocols=[], strip=True, strip_comments=True)
+
+
 def _text(value):
     return "".join(value) if isinstance(value, list) else str(value)
 

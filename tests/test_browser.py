@@ -133,7 +133,7 @@ class Offline:
 
     def _route(self, route):
         url = route.request.url
-        if url.startswith(("http://127.0.0.1", "data:", "blob:")):
+        if url.startswith(("http://127.0.0.1", "data:", "blob:", "file:")):
             route.continue_()
         else:
             self.refused.append(url)
@@ -218,6 +218,14 @@ def test_a_ta_grades_a_written_answer_in_formgrader_and_the_feedback_follows(
         assert "Score: 13.0 / 16.0, with 1.5 of 2.0 bonus points" in heading, heading
         _maths_rendered(page)
         tab.shot("4-feedback")
+        # downloaded and opened as a file (an LMS, offline): its maths is MathML, no script
+        page.goto((ta_course / "feedback" / "full" / "ps1" / "ps1.html").as_uri())
+        assert COMMENT in page.inner_text("body")
+        drawn = page.evaluate("[...document.querySelectorAll('math')]"
+                              ".filter(m => m.getBoundingClientRect().width > 0).length")
+        assert drawn > 50, drawn
+        page.locator("math").nth(3).scroll_into_view_if_needed()
+        tab.shot("5-feedback-as-a-file")
         assert tab.dialogs == []  # no script of the student's ran
         assert tab.refused == [] and tab.missing == []
     finally:
@@ -234,7 +242,7 @@ def test_a_student_opens_the_release_in_jupyterlab_offline(ta_course, server, br
         page.goto(server + "/lab/tree/alone.ipynb")
         page.wait_for_selector(".jp-Notebook .jp-MarkdownCell")
         _maths_rendered(page)
-        tab.shot("5-jupyterlab-release")
+        tab.shot("6-jupyterlab-release")
         pictures = set()
         scroller = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer"
         for _ in range(200):  # JupyterLab renders only the cells in view: scroll through

@@ -124,3 +124,16 @@ def test_markdown_a_student_wrote_keeps_its_text_and_pictures_but_runs_nothing()
     # markup nbgrader no longer renders as expected: the text is shown escaped, not run
     assert "<img" not in pages.clean_markdown("<p>other</p><img src=x onerror=alert(1)>",
                                               "<img src=x>")
+
+
+def test_the_feedback_writes_maths_as_mathml_and_nothing_a_student_wrote_runs():
+    cleaned = ("<p>The loss $\\mathcal L = \\frac{1}{2}(y - \\hat y)^2$ and</p>\n<p>$$a &lt; b$$</p>"
+               "<p><code>cost = $x$</code> costs \\$5 and \\$6</p>"
+               "<p>$\\text{&lt;script&gt;alert(1)&lt;/script&gt;}$ $\\href{javascript:alert(2)}{x}$"
+               " $\\style{background:url(https://e.org)}{y}$</p>")
+    shown = pages.mathml(cleaned)
+    assert shown.count("<math") == 5 and 'display="block"' in shown
+    assert '<mi mathvariant="script">L</mi>' in shown and "<mfrac>" in shown
+    assert "<code>cost = $x$</code>" in shown and "\\$5 and \\$6" in shown
+    for attack in ("<script", "href", "javascript", "style", "e.org"):
+        assert attack not in shown, attack

@@ -140,15 +140,49 @@ def _pre(text):
     return "<pre>%s</pre>" % html.escape(text)
 
 
-def clean_markdown(page, rendered):
+def clean_markdown(page, rendered, maths=False):
     """nbgrader renders every markdown cell as raw HTML (``rendered``: nbconvert's
     markdown2html of its source); ``page``, its part of the page, gets it cleaned instead
-    (nncourse.sanitize.clean_markdown_html)."""
+    (nncourse.sanitize.clean_markdown_html), with its maths as MathML when ``maths``."""
     if not rendered.strip():
         return page
     if rendered not in page:  # nbgrader's markup changed: show the answer as text, not HTML
         return Markup(html.escape(str(page)))
-    return Markup(str(page).replace(rendered, sanitize.clean_markdown_html(rendered)))
+    cleaned = sanitize.clean_markdown_html(rendered)
+    return Markup(str(page).replace(rendered, mathml(cleaned) if maths else cleaned))
+
+
+# $$display$$ or $inline$ maths in the text of rendered markdown (nbconvert leaves it as
+# written, for MathJax); a dollar sign escaped as \$ is not one
+_MATHS = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<![\\$])\$(?!\$)(.+?)(?<!\\)\$", re.S)
+_TAG = re.compile(r"(<[^>]*>)")
+_VERBATIM = ("code", "pre")
+
+
+def mathml(cleaned):
+    """Cleaned markdown HTML with its LaTeX maths written as MathML, which browsers draw with
+    no script (a feedback page opened as a file, offline, or where an LMS strips scripts).
+    Maths that latex2mathml cannot read is left as it was, for MathJax."""
+    import latex2mathml.converter
+
+    def convert(match):
+        display, inline = match.groups()
+        try:
+            written = latex2mathml.converter.convert(
+                html.unescape(display or inline), display="block" if display else "inline")
+        except Exception:  # any LaTeX a student wrote: not ours to fail on
+            return match.group(0)
+        return sanitize.clean_mathml(written)
+
+    pieces, verbatim = _TAG.split(cleaned), 0
+    for index, piece in enumerate(pieces):
+        if index % 2:  # a tag
+            name = piece.strip("</>").split()[0].lower() if piece.strip("</>") else ""
+            if name in _VERBATIM:
+                verbatim += -1 if piece.startswith("</") else 1
+        elif not verbatim and "$" in piece:
+            pieces[index] = _MATHS.sub(convert, piece)
+    return "".join(pieces)
 
 
 def is_bonus(cell):
