@@ -159,20 +159,24 @@ _TAG = re.compile(r"(<[^>]*>)")
 _VERBATIM = ("code", "pre")
 
 
+@functools.lru_cache(maxsize=4096)  # the course's maths is the same on every student's page
+def _mathml(tex, display):
+    """``tex`` as cleaned MathML, or None where latex2mathml cannot read it."""
+    import latex2mathml.converter
+    try:
+        written = latex2mathml.converter.convert(tex, display="block" if display else "inline")
+    except Exception:  # any LaTeX a student wrote: not ours to fail on
+        return None
+    return sanitize.clean_mathml(written)
+
+
 def mathml(cleaned):
     """Cleaned markdown HTML with its LaTeX maths written as MathML, which browsers draw with
     no script (a feedback page opened as a file, offline, or where an LMS strips scripts).
     Maths that latex2mathml cannot read is left as it was, for MathJax."""
-    import latex2mathml.converter
-
     def convert(match):
         display, inline = match.groups()
-        try:
-            written = latex2mathml.converter.convert(
-                html.unescape(display or inline), display="block" if display else "inline")
-        except Exception:  # any LaTeX a student wrote: not ours to fail on
-            return match.group(0)
-        return sanitize.clean_mathml(written)
+        return _mathml(html.unescape(display or inline), bool(display)) or match.group(0)
 
     pieces, verbatim = _TAG.split(cleaned), 0
     for index, piece in enumerate(pieces):
