@@ -15,6 +15,8 @@ import statistics
 import tempfile
 import time
 
+from traitlets.config import Config
+
 from _classes import mixed_class, nncourse, submit_class, write_course
 from nncourse import pages
 from nncourse.autograde.coordinator import ClassGrader
@@ -40,10 +42,10 @@ def main():
         grader = ClassGrader(Course(folder), executor=None, sandbox=False)
         shipped = dict(grader.config.HTMLExporter)
         settings = {
-            "nbgrader's own template": {},
-            "nncourse pages, no MathML": dict(
-                shipped, filters=dict(shipped["filters"], nncourse_clean_markdown=without_mathml)),
-            "nncourse pages (shipped)": shipped,
+            "nbgrader's own template": Config(),
+            "nncourse pages, no MathML": Config(dict(
+                shipped, filters=dict(shipped["filters"], nncourse_clean_markdown=without_mathml))),
+            "nncourse pages (shipped)": Config(shipped),
         }
         times = {label: [] for label in settings}
         for _ in range(args.runs):
