@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from nncourse.course import ROOT
-from tests.helpers import environment, grade, make_class
+from tests.helpers import environment, expected_total, grade, make_class, source_notebook
 
 pytestmark = [pytest.mark.slow]
 
@@ -208,14 +208,22 @@ def test_a_ta_grades_a_written_answer_in_formgrader_and_the_feedback_follows(
         assert "graded 0, already graded 2" in refreshed.stdout
         with open(ta_course / "reports" / "grades.csv") as table:
             rows = {row["student"]: row for row in csv.DictReader(table)}
-        assert float(rows["full"]["ps1"]) == 11.5 + 1.5
+        score = expected_total("full") + 1.5
+        assert float(rows["full"]["ps1"]) == score
 
         # opened from Jupyter's file browser, which sends the page it comes from (Jupyter
         # refuses a GET without one once Formgrader has set its XSRF cookie)
         page.goto(server + "/files/feedback/full/ps1/ps1.html", referer=server + "/lab")
         assert COMMENT in page.inner_text("body")
         heading = page.locator("h4").first.inner_text()
-        assert "Score: 13.0 / 16.0, with 1.5 of 2.0 bonus points" in heading, heading
+        points = {cell.metadata.nbgrader["grade_id"]: cell.metadata.nbgrader["points"]
+                  for cell in source_notebook("ps1").cells
+                  if cell.metadata.get("nbgrader", {}).get("grade")}
+        bonus = sum(p for name, p in points.items() if name.startswith("bonus_"))
+        earned = sum(p for name, p in points.items() if name.startswith("bonus_test"))
+        assert "Score: %s / %s, with %s of %s bonus points" % (
+            score, float(sum(points.values()) - bonus), float(earned), float(bonus)) in heading, \
+            heading
         _maths_rendered(page)
         tab.shot("4-feedback")
         # downloaded and opened as a file (an LMS, offline): its maths is MathML, no script
