@@ -142,6 +142,14 @@ def gradebook_snapshot(course, db_url=None):
     return snapshot
 
 
+def hand_grade(course, student, grade_id, problem_set="ps1"):
+    """(manual score, manual comment, needs grading by hand) of one cell of a submission."""
+    with Gradebook(Course(str(course)).db_url, COURSE_ID) as gradebook:
+        grade_ = gradebook.find_grade(grade_id, problem_set, problem_set, student)
+        comment = gradebook.find_comment(grade_id, problem_set, problem_set, student)
+        return grade_.manual_score, comment.manual_comment, grade_.needs_manual_grade
+
+
 def markers(course, problem_set="ps1"):
     """The done markers of ``problem_set``, by student."""
     found = {}

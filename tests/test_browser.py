@@ -17,7 +17,8 @@ import nbformat
 import pytest
 
 from nncourse.course import ROOT
-from tests.helpers import environment, expected_total, grade, make_class, source_notebook
+from tests.helpers import (environment, expected_total, grade, hand_grade, make_class,
+                           source_notebook)
 
 pytestmark = [pytest.mark.slow]
 
@@ -146,14 +147,6 @@ class Offline:
         self.context.close()
 
 
-def _gradebook_entry(course, grade_id):
-    from nbgrader.api import Gradebook
-    with Gradebook("sqlite:///%s" % (course / "gradebook.db"), "nncourse") as gradebook:
-        grade_ = gradebook.find_grade(grade_id, "ps1", "ps1", "full")
-        comment = gradebook.find_comment(grade_id, "ps1", "ps1", "full")
-        return grade_.manual_score, comment.manual_comment, grade_.needs_manual_grade
-
-
 def _wait_for(condition, what, seconds=30):
     deadline = time.monotonic() + seconds
     while not condition():
@@ -198,10 +191,10 @@ def test_a_ta_grades_a_written_answer_in_formgrader_and_the_feedback_follows(
         page.press("#q1_answer", "Tab")
         page.fill("#q1_answer-comment", COMMENT)
         page.press("#q1_answer-comment", "Tab")
-        _wait_for(lambda: _gradebook_entry(ta_course, "q1_answer")[:2] == (1.5, COMMENT),
+        _wait_for(lambda: hand_grade(ta_course, "full", "q1_answer")[:2] == (1.5, COMMENT),
                   "Formgrader to save the grade and the comment")
         tab.shot("3-formgrader-graded")
-        assert not _gradebook_entry(ta_course, "q1_answer")[2]  # resolved
+        assert not hand_grade(ta_course, "full", "q1_answer")[2]  # resolved
 
         refreshed = grade(ta_course, "ps1")  # the one command after grading by hand
         assert refreshed.returncode == 0, refreshed.stderr

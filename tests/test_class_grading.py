@@ -12,9 +12,10 @@ import pytest
 
 from nncourse import report
 from nncourse.autograde.markers import MARKER
+from nncourse.course import COURSE_ID, Course
 from tests.helpers import (CLASS, cell_scores, expected_points, expected_total, grade,
-                           gradebook_snapshot, make_class, make_course, markers, run, scores,
-                           source_notebook, submit)
+                           gradebook_snapshot, hand_grade, make_class, make_course, markers, run,
+                           scores, source_notebook, submit)
 
 pytestmark = [pytest.mark.slow]
 
@@ -342,17 +343,11 @@ def test_the_mistakes_report_counts_the_students_who_made_each_catalogued_mistak
 def _grade_by_hand(course, student, grade_id, score, comment):
     """What a TA's Formgrader does: a score and a comment entered, the answer resolved."""
     from nbgrader.api import Gradebook
-    with Gradebook("sqlite:///%s" % (course / "gradebook.db"), "nncourse") as gradebook:
+    with Gradebook(Course(str(course)).db_url, COURSE_ID) as gradebook:
         grade_ = gradebook.find_grade(grade_id, "ps1", "ps1", student)
         grade_.manual_score, grade_.needs_manual_grade = score, False
         gradebook.find_comment(grade_id, "ps1", "ps1", student).manual_comment = comment
         gradebook.db.commit()
-
-
-def _needs_grading(course, student, grade_id):
-    from nbgrader.api import Gradebook
-    with Gradebook("sqlite:///%s" % (course / "gradebook.db"), "nncourse") as gradebook:
-        return gradebook.find_grade(grade_id, "ps1", "ps1", student).needs_manual_grade
 
 
 def test_grading_by_hand_reaches_the_feedback_and_regrading_keeps_it(tmp_path_factory):
@@ -380,7 +375,7 @@ def test_grading_by_hand_reaches_the_feedback_and_regrading_keeps_it(tmp_path_fa
 
     forced = grade(course, "ps1", "--force")  # the answer did not change: it stays graded
     assert forced.returncode == 0, forced.stderr
-    assert not _needs_grading(course, "full", "q1_answer")
+    assert not hand_grade(course, "full", "q1_answer")[2]
     assert scores(course)["full"] == automatic + 1.5
     assert "say why the sigmoid is slow" in feedback.read_text()
 
@@ -392,4 +387,4 @@ def test_grading_by_hand_reaches_the_feedback_and_regrading_keeps_it(tmp_path_fa
     nbformat.write(notebook, path)
     changed = grade(course, "ps1")  # a changed answer is graded again by hand
     assert changed.returncode == 0, changed.stderr
-    assert _needs_grading(course, "full", "q1_answer")
+    assert hand_grade(course, "full", "q1_answer")[2]

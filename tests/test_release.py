@@ -183,32 +183,26 @@ def test_nothing_the_release_lends_passes_as_an_answer(problem_set):
     assert passing == [], "the release lends working answers: %s" % passing
 
 
-def _blank_run(problem_set, data_root):
+def _blank_run(problem_set, data_root, monkeypatch):
     """The release executed as it is handed out (stubs blank), in the grader's fast mode."""
     from nbclient import NotebookClient
     notebook = _release(problem_set)
-    environment = dict(os.environ, NBGRADER_EXECUTION="autograde", NNCOURSE_DATA=data_root,
-                       MPLBACKEND="Agg")
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(environment)
-    try:
-        NotebookClient(notebook, timeout=300, kernel_name="python3", allow_errors=True,
-                       resources={"metadata": {"path": os.path.join(ROOT, "release",
-                                                                    problem_set)}}).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    for name, value in (("NBGRADER_EXECUTION", "autograde"), ("NNCOURSE_DATA", data_root),
+                        ("MPLBACKEND", "Agg")):
+        monkeypatch.setenv(name, value)  # the kernel inherits them
+    NotebookClient(notebook, timeout=300, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": os.path.join(ROOT, "release",
+                                                                problem_set)}}).execute()
     return notebook
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("problem_set", PROBLEM_SETS)
-def test_every_blank_visible_test_fails_naming_the_task(problem_set, tmp_path):
+def test_every_blank_visible_test_fails_naming_the_task(problem_set, tmp_path, monkeypatch):
     """Run on the blank release, every visible test fails, and its error names what to
     write: the stub's part and section (nncourse.release.NameStubs), or the missing name."""
     from nncourse.datasets import write_offline_datasets
-    notebook = _blank_run(problem_set, write_offline_datasets(str(tmp_path)))
+    notebook = _blank_run(problem_set, write_offline_datasets(str(tmp_path)), monkeypatch)
     to_write = _graded_names(problem_set)
     for cell in source_notebook(problem_set).cells:  # and the variables answers set
         if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):

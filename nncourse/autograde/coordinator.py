@@ -433,7 +433,8 @@ class ClassGrader:
                            refreshed=stale and not reason)
         with stop.held():
             try:
-                hand_graded = self._hand_graded(problem_set, student) if hand_grading else {}
+                hand_graded = ({} if hand_grading is None  # not in the gradebook yet
+                               else self._hand_graded(problem_set, student))
                 return _Job(problem_set, student, fingerprint,
                             self.prepare(problem_set, student), hand_graded)
             except GradingError as error:
