@@ -4,9 +4,12 @@ Everything in a cell's outputs came from the student's kernel, so it is treated 
 student's own text: it may hold markup meant to run in the TA's browser, or text copied from
 the hidden tests that the kernel saw while they ran. Here:
 
-- HTML and Markdown outputs are cleaned with bleach (no script, no event handlers, no styles
-  or links that load anything), and kinds a browser would run or that can carry a script
-  (JavaScript, SVG, widgets, anything unknown) are dropped;
+- HTML outputs are cleaned with bleach (no script, no event handlers, no styles, no links,
+  no pictures that load anything); Markdown outputs are rendered to HTML first and kept as
+  that cleaned HTML (cleaning markdown text would leave links and pictures that its rendering
+  makes); kinds a browser would run or that can carry a script (JavaScript, SVG, widgets,
+  anything unknown) are dropped. The pages clean these outputs' final HTML once more
+  (nncourse/pages);
 - any text that contains a piece of the hidden tests (a probe's source, a nonce, a check's
   name, the encoding of its inputs) is replaced by a note;
 - a test cell with a hidden check keeps its verdict and at most ``TEST_CELL_PRINTS``
@@ -35,6 +38,12 @@ _ATTRIBUTES = {"td": ["colspan", "rowspan"], "th": ["colspan", "rowspan"], "a": 
 
 # elements whose content is code, not text: removed with it (bleach would keep it as text)
 _CODE_ELEMENTS = re.compile(r"<(script|style|template)\b.*?(</\1\s*>|$)", re.I | re.S)
+
+
+def markdown_to_html(text):
+    """Markdown as nbconvert renders it in a page."""
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+    return markdown2html_mistune(text)
 
 
 def clean_html(text):
@@ -116,7 +125,10 @@ class Sanitizer:
             text = _text(value)
             if kind.startswith("image/"):
                 kept[kind] = value
-            elif kind in ("text/html", "text/markdown"):
+            elif kind == "text/markdown":
+                if "text/html" not in output.get("data", {}):  # what a page would show
+                    kept["text/html"] = self.clean_text(clean_html(markdown_to_html(text)))
+            elif kind == "text/html":
                 kept[kind] = self.clean_text(clean_html(text))
             else:
                 kept[kind] = self.clean_text(text)

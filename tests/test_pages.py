@@ -3,6 +3,8 @@ without a browser: tests/test_browser.py sees the same pages in one."""
 
 import base64
 import io
+import os
+import re
 
 import matplotlib
 import nbformat
@@ -137,3 +139,52 @@ def test_the_feedback_writes_maths_as_mathml_and_nothing_a_student_wrote_runs():
     assert "<code>cost = $x$</code>" in shown and "\\$5 and \\$6" in shown
     for attack in ("<script", "href", "javascript", "style", "e.org"):
         assert attack not in shown, attack
+
+
+# what a kernel can display: each would run, link or load in a TA's browser if shown as it is
+HOSTILE_OUTPUTS = [
+    {"text/markdown": "[hint](javascript:alert(1)) ![](http://198.51.100.7/x.png) "
+                      "<img src=x onerror=alert(2)>", "text/plain": "hint"},
+    {"text/html": "<a href='javascript:alert(3)'>hint</a><img src='http://198.51.100.7/y.png'>"
+                  "<script>alert(4)</script><b>kept</b>"},
+    {"application/javascript": "alert(5)"},
+    {"image/svg+xml": "<svg onload=alert(6)></svg>"},
+]
+
+
+def _page(template, notebook):
+    """The feedback (``template="feedback"``) or Formgrader's page of ``notebook``, rendered
+    with the course's settings, as nbgrader renders them."""
+    from nbconvert.exporters import HTMLExporter
+    from traitlets.config.loader import PyFileConfigLoader
+    from nncourse.course import ROOT
+    config = PyFileConfigLoader("nbgrader_config.py", path=ROOT).load_config()
+    config.HTMLExporter.template_name = template
+    config.HTMLExporter.extra_template_paths = [os.path.join(  # the pages' stylesheet
+        os.path.dirname(pages.nbgrader_templates()), "static", "node_modules", "bootstrap",
+        "dist", "css")]
+    return HTMLExporter(config=config).from_notebook_node(notebook, resources={
+        "nbgrader": {"notebook": "ps1", "assignment": "ps1", "student": "ada", "score": 0.0,
+                     "max_score": 1.0, "late_penalty": 0.0},
+        "assignment_id": "ps1", "notebook_id": "ps1", "student": "ada", "index": 0,
+        "total": 1, "base_url": "/", "submission_id": "1", "notebook_path": "ps1.ipynb"})[0]
+
+
+def test_outputs_of_any_kind_run_link_and_load_nothing_in_either_page():
+    from nncourse.sanitize import Sanitizer
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "show()", outputs=[nbformat.v4.new_output("display_data", data=data)
+                           for data in HOSTILE_OUTPUTS])])
+    cleaned = nbformat.from_dict(notebook)
+    for cell in cleaned.cells:
+        Sanitizer().clean_cell(cell)
+    # the graded notebook keeps the text of markdown and HTML outputs, as cleaned HTML
+    assert [sorted(output.data) for output in cleaned.cells[0].outputs] == [
+        ["text/html", "text/plain"], ["text/html"]]
+    # the pages clean again what they show: even outputs the grader did not clean are inert
+    for template in ("feedback", "formgrade"):
+        for shown in (notebook, cleaned):
+            page = re.sub(r"<style.*?</style>", "", _page(template, shown), flags=re.S)
+            assert "hint" in page and "<b>kept</b>" in page
+            for attack in ("javascript:", "198.51.100.7", "onerror", "onload", "alert("):
+                assert attack not in page, (template, attack)

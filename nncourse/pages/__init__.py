@@ -13,7 +13,9 @@ which extends nbgrader's own page and adds:
 - on both, MathJax from the Jupyter server itself (jupyter-server-mathjax), not from a CDN, so
   that maths renders offline;
 - on both, markdown cells cleaned of anything that runs or loads (nbgrader shows a student's
-  written answer as raw HTML, which would run in the TA's browser, in Formgrader's session).
+  written answer as raw HTML, which would run in the TA's browser, in Formgrader's session);
+- on both, the HTML and markdown outputs of the graded run cleaned again as the page shows
+  them, and outputs that run (JavaScript, widgets, SVG) left out.
 """
 
 import base64
@@ -75,6 +77,7 @@ class CourseFilters:
 
     def filters(self):
         return {"nncourse_clean_markdown": clean_markdown,
+                "nncourse_clean_output": clean_output,
                 "nncourse_model_answer": self.model_answer,
                 "nncourse_own_outputs": self.own_outputs,
                 "nncourse_is_bonus": is_bonus,
@@ -110,6 +113,12 @@ class CourseFilters:
         if [_output_html(output) for output in cell.get("outputs", [])] == shown:
             return ""
         return Markup("".join(shown))
+
+
+def clean_output(html_text):
+    """An output's HTML as the page shows it: nothing that runs, links or loads (the kernel's
+    outputs are the student's text, however they were encoded)."""
+    return Markup(sanitize.clean_html(str(html_text)))
 
 
 def _output_html(output):
