@@ -10,7 +10,7 @@ import time
 from . import report, samples
 from .catalogue import load as load_catalogue
 from .course import (Course, CourseError, check_gradebook, environment_on_path,
-                     find_course)
+                     find_course, shown)
 from .autograde import ClassGrader, DaskExecutor, GradingError, LocalExecutor, Status, Stop
 from .datasets import write_offline_datasets
 
@@ -44,13 +44,13 @@ class Progress:
                       Status.SKIPPED: "already graded, unchanged",
                       Status.FAILED: "FAILED after %.1f s" % outcome.seconds}[outcome.status]
             print("[%d/%d] %s %s: %s%s" % (self.count, self.total, outcome.problem_set,
-                                           outcome.student, detail, self._time_left()),
+                                           shown(outcome.student), detail, self._time_left()),
                   flush=True)
-        if outcome.reason:
+        if outcome.reason:  # it can quote a submission (a cell's id, a kernel's message)
             kind = {Status.FAILED: "error",
                     Status.INCOMPLETE: "warning"}.get(outcome.status, "note")
-            message = "%s: %s %s: %s" % (kind, outcome.problem_set, outcome.student,
-                                         outcome.reason)
+            message = "%s: %s %s: %s" % (kind, outcome.problem_set, shown(outcome.student),
+                                         shown(outcome.reason))
             (self.bar.write if self.bar is not None else print)(message, file=sys.stderr)
 
     def _time_left(self):
@@ -80,9 +80,10 @@ class _Problems:
         self.lines, self.not_graded = [], []  # not_graded: (problem set, student, why)
 
     def __call__(self, line, problem_set=None, student=None):
+        line = shown(line)
         self.lines.append(line)
         if student is not None:
-            self.not_graded.append((problem_set, student, line))
+            self.not_graded.append((problem_set, shown(student), line))
         print("error: " + line, file=sys.stderr)
 
 
@@ -108,7 +109,7 @@ def _submissions(course, problem_sets, students, problem):
         for student in misplaced:
             if not students or student in students:
                 problem("found submitted/%s/%s.ipynb: move it to submitted/%s/%s/ to have it "
-                        "graded" % (student, problem_set, student, problem_set),
+                        "graded" % (shown(student), problem_set, shown(student), problem_set),
                         problem_set, student)
         for student in students or known:
             if student not in known and student not in misplaced:
@@ -119,14 +120,15 @@ def _submissions(course, problem_sets, students, problem):
         for student, line in bad:
             problem(line, problem_set, student)
         for line in notes:
-            print("note: " + line, file=sys.stderr)
+            print("note: " + shown(line), file=sys.stderr)
         submissions.extend((problem_set, student) for student in ready)
     with course.gradebook_lock():  # opening a new gradebook creates its tables
         enrolled = report.roster(course.db_url)
     for student in sorted({student for _, student in submissions} - enrolled if enrolled
                           else ()):
         print("note: %s is not in the gradebook's roster (graded all the same; add them with "
-              "`nbgrader db student add %s`)" % (student, student), file=sys.stderr)
+              "`nbgrader db student add %s`)" % (shown(student), shown(student)),
+              file=sys.stderr)
     return submissions
 
 
@@ -203,7 +205,7 @@ def grade(course, problem_sets=(), every=False, students=None, force=False, work
     outcomes = _run_grader(course, submissions, force, workers, scheduler, sandbox)
     elapsed = time.perf_counter() - started
     summary, path, listed = report.write_reports(course, problem_sets, problem.not_graded)
-    print(summary, end="")
+    print("\n".join(map(shown, summary.split("\n"))), end="")  # it lists student ids
     counts = {status: sum(o.status == status for o in outcomes) for status in Status}
     print("graded %d, already graded %d, failed %d" % (
         counts[Status.GRADED] + counts[Status.INCOMPLETE], counts[Status.SKIPPED],
@@ -331,8 +333,12 @@ def main(argv=None):
                 check_gradebook(args.db)
         return args.run(course, args)
     except (CourseError, GradingError) as error:
-        print("error: %s" % error, file=sys.stderr)
+        print("error: %s" % shown(error), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before or after the grading itself (see _interrupted)
+        print("interrupted: the grades written so far are kept; run the same command again "
+              "to grade the rest", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

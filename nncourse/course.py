@@ -1,12 +1,13 @@
 """The course folder: where nbgrader's folders are, and running nbgrader on them."""
 
 import contextlib
-import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
+import unicodedata
 
 import nbformat
 
@@ -33,6 +34,94 @@ def _reason(lines):
 
 class CourseError(Exception):
     """A problem with the instructor's input, reported as one line."""
+
+
+# What one submission folder may hold: more is that student's problem line, never the class's
+# (every file is copied into autograded/ and feedback/, and read to fingerprint it).
+MAX_SUBMISSION_FILES = 500
+MAX_SUBMISSION_BYTES = 200 * 2**20
+# characters a student id may not hold: they would be markup in Formgrader's pages
+_MARKUP = set("<>&\"'`")
+
+
+def shown(text):
+    """``text`` that came from a submission (a folder name, a cell id, a kernel's message),
+    safe to print on a terminal or put in a one-line report: control characters, invisible
+    format characters and bytes that were not UTF-8 are written as escapes."""
+    text = str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(char if unicodedata.category(char)[0] != "C"
+                   else char.encode("unicode_escape").decode("ascii") for char in text)
+
+
+def student_id_problem(name):
+    """Why ``name`` (a folder under submitted/) cannot be a student id, or None. Ids enter
+    here and nowhere else: nbgrader strips whitespace (so ``"alice "`` would grade alice's
+    files), and ids reach terminals, CSV files and Formgrader's pages."""
+    if name != name.strip():
+        return "it begins or ends with whitespace, which nbgrader strips"
+    if any(0xDC80 <= ord(char) <= 0xDCFF for char in name):
+        return "it is not valid UTF-8 text"
+    if any(unicodedata.category(char)[0] in "CZ" and char != " " for char in name):
+        return "it holds control or invisible characters"
+    if _MARKUP & set(name):
+        return "it holds markup characters (%s)" % " ".join(sorted(_MARKUP & set(name)))
+    return None
+
+
+def submission_files_problem(folder):
+    """Why the files under ``folder`` cannot be graded, or None: only regular files and
+    folders, at most MAX_SUBMISSION_FILES of them and MAX_SUBMISSION_BYTES in all (a link
+    could point at /dev/zero or at the course's own files; a fifo would block a reader)."""
+    for path in (os.path.dirname(folder), folder):
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            return "%s is a symbolic link, not a folder" % os.path.basename(path)
+    count = size = 0
+    for directory, subdirs, files in os.walk(folder, onerror=_raise):
+        for name in subdirs + files:
+            path = os.path.join(directory, name)
+            mode = os.lstat(path).st_mode
+            relative = os.path.relpath(path, folder)
+            if stat.S_ISLNK(mode):
+                return "%s is a symbolic link (only regular files are graded)" % relative
+            if stat.S_ISDIR(mode):
+                continue
+            if not stat.S_ISREG(mode):
+                return "%s is not a regular file" % relative
+            count += 1
+            size += os.lstat(path).st_size
+            if count > MAX_SUBMISSION_FILES:
+                return "it holds more than %d files" % MAX_SUBMISSION_FILES
+            if size > MAX_SUBMISSION_BYTES:
+                return "its files hold more than %d MB" % (MAX_SUBMISSION_BYTES >> 20)
+    return None
+
+
+def _raise(error):
+    raise error
+
+
+def notebook_problem(path):
+    """Why the notebook at ``path`` cannot be graded, or None. nbformat only logs a notebook
+    that does not follow its schema, and some malformed ones make it raise anything
+    (TypeError, RecursionError): both are refused here, before nbgrader reads it."""
+    try:
+        notebook = nbformat.read(path, as_version=4)
+        nbformat.validate(notebook)
+    except nbformat.ValidationError as exc:
+        return "not a valid notebook (%s)" % _first_line(exc.message)
+    except Exception as exc:  # anything nbformat raises on bad JSON, text or structure
+        return "not a readable notebook (%s)" % _first_line(str(exc) or type(exc).__name__)
+    for cell in notebook.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id is not None and (not isinstance(grade_id, str)
+                                     or not re.fullmatch(r"[\w-]{1,100}", grade_id)):
+            return "a cell's grade_id is not a name of letters, digits, - and _"
+    return None
+
+
+def _first_line(text):
+    lines = str(text).strip().splitlines()
+    return shown(lines[0] if lines else text)[:120]
 
 
 # the package that provides a database driver module, where its name is not the module's
@@ -206,8 +295,9 @@ class Course:
         submitted = self.path("submitted")
         if not os.path.isdir(submitted):
             return []
-        return sorted(name for name in os.listdir(submitted)
-                      if os.path.isdir(os.path.join(submitted, name, problem_set)))
+        # hidden folders are not students (nbgrader's own globs skip them too)
+        return sorted(name for name in os.listdir(submitted) if not name.startswith(".")
+                      and os.path.isdir(os.path.join(submitted, name, problem_set)))
 
     def nbgrader(self, *args, quiet=True):
         """Runs an nbgrader command in the course folder; raises CourseError on failure."""
@@ -232,35 +322,45 @@ class Course:
         """Splits students into those ready to grade and one ``(student, line)`` per problem
         found, and notes.
 
-        A missing, misnamed or unreadable notebook keeps the student out of this run (nothing
-        is recorded, so a corrected submission is graded by the next run); an extra notebook
-        is reported and left out of grading.
+        A student id nbgrader cannot take, a folder holding what is not a regular file (or
+        too much), a missing, misnamed or unreadable notebook keeps the student out of this
+        run (nothing is recorded, so a corrected submission is graded by the next run); an
+        extra notebook is reported and left out of grading.
         """
         expected = self.notebook_names(problem_set)
         problems, notes, ready = [], [], []
         for student in students:
             folder = self.path("submitted", student, problem_set)
-            where = os.path.relpath(folder, self.root)
-            present = sorted(name for name in os.listdir(folder) if name.endswith(".ipynb"))
+            where = shown(os.path.relpath(folder, self.root))
+            refused = student_id_problem(student)
+            if refused:
+                problems.append((student, "%s: not graded: the folder name '%s' cannot be a "
+                                 "student id: %s (rename the folder)"
+                                 % (where, shown(student), refused)))
+                continue
+            try:
+                refused = submission_files_problem(folder)
+                present = sorted(name for name in os.listdir(folder) if name.endswith(".ipynb"))
+            except OSError as exc:
+                refused = "cannot be read (%s)" % (exc.strerror or type(exc).__name__)
+            if refused:
+                problems.append((student, "%s: not graded: %s" % (where, shown(refused))))
+                continue
             extra = [name for name in present if name not in expected]
             bad = []
             for name in expected:
                 notebook = os.path.join(folder, name)
                 if not os.path.isfile(notebook):
-                    hint = (" (found %s: rename it to %s)" % (", ".join(extra), name) if extra
-                            else " (it scores 0 until it is submitted)")
+                    hint = (" (found %s: rename it to %s)" % (shown(", ".join(extra)), name)
+                            if extra else " (it scores 0 until it is submitted)")
                     bad.append((student, "%s: missing notebook %s%s" % (where, name, hint)))
                     continue
-                try:
-                    nbformat.read(notebook, as_version=4)
-                except (json.JSONDecodeError, nbformat.reader.NotJSONError, UnicodeDecodeError,
-                        nbformat.ValidationError, KeyError, AttributeError) as exc:
-                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    bad.append((student, "%s/%s: not a readable notebook (%s)"
-                                % (where, name, reason[:120])))
+                problem = notebook_problem(notebook)
+                if problem:
+                    bad.append((student, "%s/%s: %s" % (where, name, problem)))
             if not bad:
                 notes.extend("%s: extra notebook %s is not graded (expected only %s)"
-                             % (where, name, ", ".join(expected)) for name in extra)
+                             % (where, shown(name), ", ".join(expected)) for name in extra)
                 ready.append(student)
             problems.extend(bad)
         return ready, problems, notes

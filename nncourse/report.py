@@ -64,12 +64,27 @@ def grade_rows(table):
     return rows
 
 
+# a cell that starts with one of these is a formula to a spreadsheet or an LMS (OWASP's rule)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A value for a CSV file an instructor opens in a spreadsheet: text a submission may have
+    chosen (a folder name, a message) cannot start a formula; numbers stay numbers."""
+    if not isinstance(value, str):
+        return value
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
 def _write(path, fieldnames, rows):
+    """Writes a CSV report whole or not at all (a reader never finds half a table), in UTF-8."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", newline="") as out:
+    partial = path + ".partial"
+    with open(partial, "w", newline="", encoding="utf-8", errors="backslashreplace") as out:
         writer = csv.DictWriter(out, fieldnames=fieldnames)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({key: csv_cell(value) for key, value in row.items()} for row in rows)
+    os.replace(partial, path)
 
 
 def write_problem_set_csv(table, parts, path, failures=None):
@@ -169,7 +184,8 @@ def plot_distribution(rows, problem_set, path):
     axes.set_title("%s: %d students, mean %.1f%%" % (problem_set, len(percents), mean))
     figure.tight_layout()
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    figure.savefig(path, dpi=100)
+    figure.savefig(path + ".partial", dpi=100, format="png")
+    os.replace(path + ".partial", path)
     plt.close(figure)
 
 
@@ -236,7 +252,7 @@ def write_reports(course, problem_sets, not_graded=()):
     submissions that could not even be handed to the grader). Returns (the summary to print,
     grades.csv's path, the number of submissions grading-problems.csv lists)."""
     tables = {ps: submissions(course.db_url, ps) for ps in course.released()}
-    failures = {ps: markers.problems(course, ps) for ps in tables}
+    failures = {ps: markers.problems(course, ps, tables[ps]) for ps in tables}
     summary = [_write_problem_set(course, ps, tables[ps], failures[ps]) for ps in problem_sets]
     path = course.path("reports", "grades.csv")
     write_class_csv(tables, path, failures)

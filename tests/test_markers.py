@@ -66,3 +66,9 @@ def test_the_problems_are_the_failed_and_incomplete_submissions(tmp_path):
     markers.write(course.path("autograded", "dan", "ps2"), Status.FAILED, "f", reason="other")
     assert markers.problems(course, "ps1") == {"bob": ("failed", "bob"),
                                                "cy": ("incomplete", "cy")}
+    # in the gradebook with no marker: the grader stopped while grading it (its rows are
+    # nbgrader's first half, never a grade); with its marker, as the marker says
+    os.makedirs(course.path("autograded", "eve", "ps1"))
+    assert markers.problems(course, "ps1", recorded={"amy", "bob", "eve", "fay"}) == {
+        "bob": ("failed", "bob"), "cy": ("incomplete", "cy"),
+        "eve": ("failed", markers.UNFINISHED), "fay": ("failed", markers.UNFINISHED)}

@@ -16,7 +16,7 @@ import sqlalchemy
 from nbformat.warnings import DuplicateCellId
 
 from . import markers
-from ..course import NBGRADER_GENERIC_LINES, environment_on_path
+from ..course import MAX_SUBMISSION_BYTES, NBGRADER_GENERIC_LINES, environment_on_path, shown
 from ..datasets import write_offline_datasets
 from ..sandbox import remove_leftovers, running
 from .preprocessors import COPIES_NOTE, review_submission
@@ -25,8 +25,6 @@ from .stop import Stop
 
 # nbformat renames a cell id that a copied cell repeats, and says so on stderr each time
 warnings.filterwarnings("ignore", category=DuplicateCellId)
-# Everything a worker receives is held in memory and sent over the network: keep it bounded.
-MAX_SUBMISSION_BYTES = 200 * 2**20
 
 
 def hand_grading(submission):
@@ -284,7 +282,7 @@ class ClassGrader:
             with open(os.path.join(destination, relative), "rb") as data:
                 files[relative] = data.read()
             size += len(files[relative])
-        if size > MAX_SUBMISSION_BYTES:
+        if size > MAX_SUBMISSION_BYTES:  # a worker holds it in memory, over the network
             raise GradingError("the submission holds %d MB of files (at most %d MB are graded)"
                                % (size >> 20, MAX_SUBMISSION_BYTES >> 20))
         notebooks = sorted(name for name in files if "/" not in name and name.endswith(".ipynb"))
@@ -340,8 +338,8 @@ class ClassGrader:
         """Writes the feedback; returns "" or why there is none (the grades stand)."""
         try:
             self.feedback(problem_set, student)
-        except GradingError as error:
-            return "no feedback written: %s" % error
+        except Exception as error:  # whatever the submission held: its own line only
+            return "no feedback written: %s" % (shown(error) or type(error).__name__)
         return ""
 
     def _finish(self, job, result):
@@ -437,9 +435,11 @@ class ClassGrader:
                                else self._hand_graded(problem_set, student))
                 return _Job(problem_set, student, fingerprint,
                             self.prepare(problem_set, student), hand_graded)
-            except GradingError as error:
-                self._fail(problem_set, student, fingerprint, str(error))
-                return Outcome(problem_set, student, Status.FAILED, str(error))
+            except Exception as error:  # whatever the submission held: its own line only
+                reason = (shown(error) if isinstance(error, GradingError) else
+                          "preparing it failed (%s: %s)" % (type(error).__name__, shown(error)))
+                self._fail(problem_set, student, fingerprint, reason)
+                return Outcome(problem_set, student, Status.FAILED, reason)
 
     def _collect(self, jobs, stop, done):
         """Records the workers' results as they come, until ``jobs`` is empty. The jobs of a

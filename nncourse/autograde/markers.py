@@ -106,15 +106,22 @@ def mistakes(course, problem_set):
     return found
 
 
-def problems(course, problem_set):
+UNFINISHED = ("grading did not finish (the grader stopped while grading it); the next run "
+              "grades it again")
+
+
+def problems(course, problem_set, recorded=()):
     """``{student: (status, reason)}`` for this problem set's submissions that are not plainly
-    graded: failed (no grade) or incomplete (graded in part)."""
+    graded: failed (no grade) or incomplete (graded in part). A student of ``recorded`` (those
+    with grades in the gradebook) whose folder has no marker counts as failed: nbgrader wrote
+    their rows, but the grader stopped before the marker that says they are complete."""
     folder = course.path("autograded")
     found = {}
-    if not os.path.isdir(folder):
-        return found
-    for student in sorted(os.listdir(folder)):
+    for student in sorted(set(os.listdir(folder) if os.path.isdir(folder) else ()) |
+                          set(recorded)):
         marker = read(os.path.join(folder, student, problem_set))
-        if marker and marker["status"] in (FAILED, INCOMPLETE):
+        if marker is None and student in recorded:
+            found[student] = (FAILED, UNFINISHED)
+        elif marker and marker["status"] in (FAILED, INCOMPLETE):
             found[student] = (marker["status"], marker.get("reason", ""))
     return found
