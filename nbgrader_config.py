@@ -75,6 +75,7 @@ c.LimitedExecute.notebook_cpu_limit = 600
 c.Execute.timeout = 300
 c.LimitedExecute.notebook_timeout = 1200
 c.LimitedExecute.cell_output_bytes = 2_000_000
+c.LimitedExecute.notebook_output_bytes = 20_000_000  # errors included
 
 # What one sandboxed kernel may use (Sandbox, in nncourse/sandbox/bubblewrap.py, where each
 # setting's help says what it bounds; sizes in MB). These are the defaults.

@@ -40,6 +40,7 @@ class CourseError(Exception):
 # (every file is copied into autograded/ and feedback/, and read to fingerprint it).
 MAX_SUBMISSION_FILES = 500
 MAX_SUBMISSION_BYTES = 200 * 2**20
+MAX_NOTEBOOK_CELLS = 1000  # the problem sets have at most a few hundred
 # characters a student id may not hold: they would be markup in Formgrader's pages
 _MARKUP = set("<>&\"'`")
 
@@ -111,6 +112,9 @@ def notebook_problem(path):
         return "not a valid notebook (%s)" % _first_line(exc.message)
     except Exception as exc:  # anything nbformat raises on bad JSON, text or structure
         return "not a readable notebook (%s)" % _first_line(str(exc) or type(exc).__name__)
+    if len(notebook.cells) > MAX_NOTEBOOK_CELLS:
+        return "it has %d cells (at most %d are graded)" % (len(notebook.cells),
+                                                            MAX_NOTEBOOK_CELLS)
     for cell in notebook.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id is not None and (not isinstance(grade_id, str)

@@ -86,6 +86,22 @@ def test_a_flood_of_output_is_cut_and_said_so_once_but_an_error_is_kept(zygote, 
     assert errors(cells[0]) == ["ValueError"]
 
 
+def test_the_notebook_has_an_output_budget_across_its_cells_errors_included(zygote, tmp_path):
+    flood = "print('x' * 4000)"
+    failure = "raise ValueError('long ' * 2000)"
+    cells, _ = execute(zygote, tmp_path, [flood] * 5 + [failure] * 3 + [flood],
+                       cell_output_bytes=10_000, notebook_output_bytes=12_000)
+    kept = sum(len(o.get("text", "")) for cell in cells for o in cell.outputs
+               if o.output_type == "stream")
+    assert kept < 14_000
+    assert "the notebook's outputs passed 12000 bytes" in cells[3].outputs[-1].text
+    # every failure is kept (it is what fails a test cell), past the budget as one short line
+    assert [errors(cell) for cell in cells[5:8]] == [["ValueError"]] * 3
+    assert cells[5].outputs[0].traceback
+    assert all(len(o.evalue) <= 200 and not o.traceback
+               for cell in cells[6:8] for o in cell.outputs)
+
+
 def test_a_kernel_that_dies_is_lost_with_how_and_the_rest_is_not_run(zygote, tmp_path):
     cells, resources = execute(zygote, tmp_path, ["x = 1", "import os\nos._exit(3)", "x"])
     assert errors(cells[0]) == []

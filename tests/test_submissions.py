@@ -204,3 +204,30 @@ def test_the_reports_are_whole_utf8_and_start_no_formula(hostile_files):
     assert {row["student"] for row in tables["grades.csv"]} == {"alice", "'+1+1"}
     listed = {row["student"] for row in tables["grading-problems.csv"]}
     assert listed == {report.csv_cell(shown(name)) for name in expected}
+
+
+def test_reading_a_submissions_code_has_a_time_limit(monkeypatch):
+    from types import SimpleNamespace
+    from nncourse.autograde import coordinator
+    from nncourse.autograde.records import GradingError
+    from nncourse.course import ROOT, Course
+    notebook = nbformat.read(os.path.join(ROOT, "release", "ps1", "ps1.ipynb"), 4)
+    grader = SimpleNamespace(course=Course(ROOT), _source_notebooks={})
+    files = {"ps1.ipynb": nbformat.writes(notebook).encode()}
+    assert coordinator.ClassGrader._review(grader, "ps1", ["ps1.ipynb"], files)["ps1.ipynb"]
+    # IPython's transforms take time quadratic in a cell's magics
+    for cell in notebook.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution") and cell.cell_type == "code":
+            cell.source = "\n".join(["%time x = 1"] * 499)
+    files = {"ps1.ipynb": nbformat.writes(notebook).encode()}
+    monkeypatch.setattr(coordinator, "REVIEW_SECONDS", 1)
+    with pytest.raises(GradingError, match="took more than 1 s"):
+        coordinator.ClassGrader._review(grader, "ps1", ["ps1.ipynb"], files)
+
+
+def test_a_notebook_of_too_many_cells_is_refused(tmp_path):
+    from nncourse.course import MAX_NOTEBOOK_CELLS
+    path = tmp_path / "ps1.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("print(1)") for _ in range(MAX_NOTEBOOK_CELLS + 1)]), path)
+    assert "cells" in notebook_problem(str(path))

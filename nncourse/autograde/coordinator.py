@@ -2,12 +2,15 @@
 touches the gradebook. It prepares each submission with nbgrader's own Autograde, hands it to
 an executor, records what comes back, writes the feedback and then the marker."""
 
+import contextlib
 import copy
 import hashlib
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass, field
 
@@ -25,6 +28,34 @@ from .stop import Stop
 
 # nbformat renames a cell id that a copied cell repeats, and says so on stderr each time
 warnings.filterwarnings("ignore", category=DuplicateCellId)
+
+
+# Seconds the coordinator may spend reading one submission's code (IPython's transforms and the
+# policy reader; an honest notebook takes about a second): past it, that submission fails.
+REVIEW_SECONDS = 30
+
+
+class _OverTime(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds):
+    """Raises _OverTime in the block after ``seconds`` of wall-clock time (a timer signal:
+    only in the main thread, where the coordinator runs; elsewhere, no limit)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def over(signum, frame):
+        raise _OverTime()
+    previous = signal.signal(signal.SIGALRM, over)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def hand_grading(submission):
@@ -303,8 +334,12 @@ class ClassGrader:
                 self._source_notebooks[source_path] = nbformat.read(source_path, 4)
             submitted = nbformat.reads(files[name].decode(), as_version=4)
             try:
-                reviews[name] = review_submission(
-                    submitted, self._source_notebooks[source_path], problem_set)
+                with _time_limit(REVIEW_SECONDS):
+                    reviews[name] = review_submission(
+                        submitted, self._source_notebooks[source_path], problem_set)
+            except _OverTime:
+                raise GradingError("%s: reading its code took more than %d s (the grader's "
+                                   "limit on a notebook's source)" % (name, REVIEW_SECONDS))
             except Exception as exc:  # a bug of the reader: this submission only, loudly
                 raise GradingError("%s: reading its code failed (%s: %s); tell the course's "
                                    "maintainers" % (name, type(exc).__name__, exc))

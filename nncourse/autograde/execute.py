@@ -62,8 +62,10 @@ class LimitedExecute(Execute):
     notebook past its own, the cells after it are not run. Wall-clock limits stay, generous,
     for what uses no CPU (a cell that sleeps or waits forever): ``Execute.timeout`` per cell
     and ``notebook_timeout`` per notebook; where CPU time cannot be read, they are the only
-    ones. A cell keeps at most ``cell_output_bytes`` of output (a flood of prints is cut, not
-    held in the grader's memory).
+    ones. A cell keeps at most ``cell_output_bytes`` of output and the notebook at most
+    ``notebook_output_bytes`` (a flood of prints is cut, not held in the grader's memory);
+    errors are always kept, since they are what fails a test cell, but cut short, and to
+    their name and first line once the notebook's budget is spent.
 
     A kernel that dies, or stops answering, loses the cell it was running and the cells after
     it, and the notebook is graded with what ran before. Cells that are not run get an error:
@@ -79,6 +81,8 @@ class LimitedExecute(Execute):
     notebook_cpu_limit = Integer(600, help="CPU seconds the notebook may use, per core of the "
                                  "kernel's share; 0: no limit").tag(config=True)
     cell_output_bytes = Integer(2_000_000, help="output kept per cell, in bytes").tag(config=True)
+    notebook_output_bytes = Integer(20_000_000, help="output kept per notebook, in bytes, "
+                                    "errors included").tag(config=True)
 
     @default("store_widget_state")
     def _no_widget_state(self):
@@ -87,6 +91,7 @@ class LimitedExecute(Execute):
     def preprocess(self, nb, resources=None, km=None):
         self._deadline = time.monotonic() + self.notebook_timeout
         self._output_bytes = {}
+        self._notebook_bytes = 0
         self._lost = None  # why the cells from here on are not run
         self._retry = False  # whether that is worth running the notebook again
         self._notebook_cpu = None  # the kernel's CPU time when the first cell started
@@ -218,16 +223,27 @@ class LimitedExecute(Execute):
             return super().process_message(msg, cell, cell_index)
         if kind == "error":  # always kept, so that a failure is never lost; only cut short
             content = msg.get("content", {})
-            content["traceback"] = [str(entry)[:20_000] for entry in content.get("traceback", [])][-40:]
+            content["ename"] = str(content.get("ename", ""))[:200]
             content["evalue"] = str(content.get("evalue", ""))[:20_000]
+            content["traceback"] = [str(entry)[:20_000]
+                                    for entry in content.get("traceback", [])][-40:]
+            if self._notebook_bytes > self.notebook_output_bytes:
+                content["evalue"] = (content["evalue"].splitlines() or [""])[0][:200]
+                content["traceback"] = []
+            self._notebook_bytes += len(json.dumps(content))
             return super().process_message(msg, cell, cell_index)
         size = len(json.dumps(msg.get("content", {})))
         total = self._output_bytes.get(cell_index, 0)
         self._output_bytes[cell_index] = total + size
-        if total + size <= self.cell_output_bytes:
+        if (total + size <= self.cell_output_bytes
+                and self._notebook_bytes + size <= self.notebook_output_bytes):
+            self._notebook_bytes += size
             return super().process_message(msg, cell, cell_index)
-        if total <= self.cell_output_bytes:  # the first output over the limit: say so once
+        if total <= self.cell_output_bytes:  # the first output over a limit: say so once
+            self._output_bytes[cell_index] = self.cell_output_bytes + 1
+            cut = ("more than %d bytes" % self.cell_output_bytes
+                   if total + size > self.cell_output_bytes
+                   else "the notebook's outputs passed %d bytes" % self.notebook_output_bytes)
             cell.outputs.append(NotebookNode(output_type="stream", name="stdout",
-                                             text="\n[output cut: more than %d bytes]\n"
-                                                  % self.cell_output_bytes))
+                                             text="\n[output cut: %s]\n" % cut))
         return None
