@@ -11,9 +11,8 @@ the hidden tests that the kernel saw while they ran. Here:
   anything unknown) are dropped. The pages clean these outputs' final HTML once more
   (nncourse/pages);
 - any text that contains a piece of the hidden tests (a probe's source, a nonce, a check's
-  name, the encoding of its inputs) is replaced by a note;
-- a test cell with a hidden check keeps its verdict and at most ``TEST_CELL_PRINTS``
-  characters of what the student's code printed;
+  name, the encoding of its inputs) is replaced by a note (a second line of defence: from the
+  first cell that runs a probe on, JudgeChecks keeps no text of the kernel's at all);
 - after a cell that tampers with the kernel (nncourse/policy/), student cells keep nothing
   (such code could print anything the kernel held).
 """
@@ -22,7 +21,6 @@ import re
 
 import bleach
 
-TEST_CELL_PRINTS = 4000
 ERROR_TEXT = 4000  # an error's message and each traceback entry are cut to this
 REMOVED = "[output removed: it showed part of the grader's hidden tests]"
 # markers of the probes' own code and data in anything a kernel can print
@@ -154,27 +152,12 @@ class Sanitizer:
             return None
         return output
 
-    def clean_cell(self, cell, checked=False, silenced=False):
-        """``checked``: a test cell with hidden checks (verdict and a few prints kept);
-        ``silenced``: a student cell after tampering (nothing kept)."""
+    def clean_cell(self, cell, silenced=False):
+        """``silenced``: a student cell after tampering (nothing kept)."""
         if cell.cell_type != "code":
             return
         if silenced:
             cell.outputs = []
             return
-        outputs, printed = [], 0
-        for output in cell.outputs:
-            if checked and output.output_type not in ("stream", "error"):
-                continue
-            output = self.clean_output(output)
-            if output is None:
-                continue
-            if checked and output.output_type == "stream":
-                room = TEST_CELL_PRINTS - printed
-                if room <= 0:
-                    continue
-                if len(output.text) > room:
-                    output.text = output.text[:room] + "\n[output cut]\n"
-                printed += len(output.text)
-            outputs.append(output)
-        cell.outputs = outputs
+        cell.outputs = [output for output in map(self.clean_output, cell.outputs)
+                        if output is not None]

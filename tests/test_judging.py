@@ -8,13 +8,14 @@ import json
 
 import pytest
 from nbformat.notebooknode import NotebookNode, from_dict
-from nbformat.v4 import new_code_cell, new_notebook, new_output
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from nncourse import checks
 from nncourse.checks import wire
-from nncourse.autograde.preprocessors import (REVIEW, WORKER, ExpandChecks, JudgeChecks,
-                                              KeepFirstCopy, RefusedGrading,
-                                              refuse_stock_autograde)
+from nncourse.autograde.execute import GRADER_ERRORS
+from nncourse.autograde.preprocessors import (REVIEW, VISIBLE_TESTS_FAILED, WORKER,
+                                              ExpandChecks, JudgeChecks, KeepFirstCopy,
+                                              RefusedGrading, refuse_stock_autograde)
 from nncourse.policy import Review
 from tests.helpers import reference_namespace
 
@@ -124,14 +125,14 @@ def test_a_failing_visible_test_is_the_cells_only_failure_and_a_number_is_no_cre
     failure = new_output("error", ename="AssertionError", evalue="shape",
                          traceback=["AssertionError: shape"])
     cell, errors = judged(nb, resources, [failure])
-    assert errors == ["shape"]
+    assert errors == [VISIBLE_TESTS_FAILED]  # the grader's words, not the kernel's
     nb, resources, _, nonce, inputs = expanded()
     number = new_output("execute_result", data={"text/plain": "1.0"}, execution_count=1)
     cell, errors = judged(nb, resources, [report(nonce, honest_outputs(inputs)), number])
     assert errors == [] and cell.outputs == []  # nbgrader would read the number as points
 
 
-def test_a_checked_cell_keeps_the_verdict_and_a_few_of_the_students_prints():
+def test_a_checked_cell_keeps_the_verdict_and_nothing_the_kernel_sent():
     nb, resources, _, nonce, inputs = expanded()
     mutant = [("relu_solution", "return np.maximum(input_array, 0.0)",
                "return np.maximum(input_array, 0.0) + 1e-3")]
@@ -141,10 +142,27 @@ def test_a_checked_cell_keeps_the_verdict_and_a_few_of_the_students_prints():
     cell, errors = judged(nb, resources, [printed, shown, warned,
                                           report(nonce, honest_outputs(inputs, mutant))])
     assert len(errors) == 1 and "differs" in errors[0]
-    streams = [o for o in cell.outputs if o.output_type == "stream"]
-    assert sum(len(o.text) for o in streams) < 4100
-    assert all(o.name == "stdout" for o in streams)  # stderr is shown, not scored
-    assert not [o for o in cell.outputs if o.output_type == "display_data"]
+    assert [o.output_type for o in cell.outputs] == ["error"]  # stderr is not scored either
+
+
+def test_from_the_first_probe_on_no_cell_keeps_the_kernels_text_but_the_graders_errors():
+    nb, resources, _, nonce, inputs = expanded()
+    # a cell after the probe prints what the kernel saw, encoded (reversed: past any filter)
+    nb.cells.append(new_code_cell("import linecache; print(str(linecache.cache)[::-1])"))
+    nb.cells.append(new_markdown_cell("An answer."))  # a cell with no outputs at all
+    nb.cells[2].outputs = [from_dict(new_output("stream", name="stdout",
+                                                text=nb.cells[1].source[::-1])),
+                           from_dict(new_output("error", ename="E", evalue=nonce[::-1],
+                                                traceback=[]))]
+    lost = from_dict(new_output("error", ename="KernelLost", evalue="",
+                                traceback=["KernelLost: the kernel died"]))
+    nb.cells[2].outputs.append(lost)
+    resources[GRADER_ERRORS] = [lost]
+    nb.cells[0].outputs = [from_dict(new_output("stream", name="stdout", text="before\n"))]
+    judged(nb, resources, [report(nonce, honest_outputs(inputs))])
+    assert nb.cells[2].outputs == [lost]
+    assert nb.cells[0].outputs[0].text == "before\n"  # run before any probe: kept, cleaned
+    assert nonce[::-1] not in json.dumps(nb) and "__ndarray__"[::-1] not in json.dumps(nb)
 
 
 def test_what_the_kernel_prints_of_the_hidden_tests_is_removed_everywhere():

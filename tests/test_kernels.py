@@ -255,6 +255,7 @@ fill('/dev/shm', 1024), fill('.', 2048)""",
 ]
 
 
+@pytest.mark.skipif(Sandbox.unavailable() is not None, reason="no sandbox here")
 def test_a_sandboxed_kernel_cannot_reach_its_neighbour_or_outlive_itself(tmp_path):
     import threading
     zygote = Zygote(sandbox=Sandbox())
@@ -284,3 +285,31 @@ def test_a_sandboxed_kernel_cannot_reach_its_neighbour_or_outlive_itself(tmp_pat
     assert outputs(victim["notebook"])[1][0]["data"]["text/plain"] == "'still here'"
     survivors = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert "sleep 6062" not in survivors
+
+
+@pytest.mark.skipif(Sandbox.unavailable() is not None, reason="no sandbox here")
+def test_a_sandboxed_kernel_owns_nothing_of_the_host():
+    from nncourse.sandbox.walls import KERNEL_IDS
+    zygote = Zygote(sandbox=Sandbox())
+    try:
+        work = zygote.job_folder()
+        results = outputs(run(zygote, [
+            "import os\nos.getuid(), os.getgid(), os.getgroups()",
+            "open('/etc/passwd').read().splitlines()",
+            "'shadow' in os.listdir('/etc'), os.path.exists('/etc/hostname')",
+            "open('own.txt', 'w').write('mine'); open('own.txt').read()",
+            "import torch, matplotlib.pyplot\n'libraries load'",
+        ], work))
+    finally:
+        zygote.close()
+    uid, gid, groups = eval(results[0][0]["data"]["text/plain"])
+    if os.getuid() == 0:  # a grader run as root gives each kernel a user of its own
+        first, count = KERNEL_IDS
+        assert first <= uid < first + count and gid == uid and groups == []
+    else:
+        assert (uid, gid) == (os.getuid(), os.getgid())
+    users = [line.split(":")[0] for line in eval(results[1][0]["data"]["text/plain"])]
+    assert users == ["root", "nobody"]  # not the host's list of users
+    assert results[2][0]["data"]["text/plain"] == "(False, False)"
+    assert results[3][0]["data"]["text/plain"] == "'mine'"
+    assert results[4][0]["data"]["text/plain"] == "'libraries load'"

@@ -13,6 +13,9 @@ from nbgrader.preprocessors import Execute
 from traitlets import Integer, default
 
 LOST = "nncourse_lost"  # resources key: why the kernel was lost (died, stopped answering)
+# resources key: the error outputs this preprocessor wrote itself (a limit, a lost kernel), as
+# opposed to those the kernel sent: JudgeChecks may show them where it shows no kernel text
+GRADER_ERRORS = "nncourse_grader_errors"
 
 
 class _CPUWatch(threading.Thread):
@@ -92,6 +95,8 @@ class LimitedExecute(Execute):
         self._deadline = time.monotonic() + self.notebook_timeout
         self._output_bytes = {}
         self._notebook_bytes = 0
+        resources = {} if resources is None else resources
+        self._written = resources[GRADER_ERRORS] = []
         self._lost = None  # why the cells from here on are not run
         self._retry = False  # whether that is worth running the notebook again
         self._notebook_cpu = None  # the kernel's CPU time when the first cell started
@@ -145,10 +150,11 @@ class LimitedExecute(Execute):
         left = max(1, int(self._deadline - time.monotonic()) + 1)
         return left if self.timeout is None or self.timeout < 0 else min(self.timeout, left)
 
-    @staticmethod
-    def _not_run(cell, name, text):
-        cell.outputs.append(NotebookNode(output_type="error", ename=name, evalue="",
-                                         traceback=["%s: %s" % (name, text)]))
+    def _not_run(self, cell, name, text):
+        error = NotebookNode(output_type="error", ename=name, evalue="",
+                             traceback=["%s: %s" % (name, text)])
+        cell.outputs.append(error)
+        self._written.append(error)
 
     def _cpu_watch(self):
         """A started _CPUWatch for the cell about to run, or None (no CPU limit, or the CPU

@@ -32,6 +32,7 @@ from traitlets import Bool
 from .. import checks, policy, sanitize, self_check
 from ..catalogue import diagnosis
 from ..checks import wire
+from .execute import GRADER_ERRORS
 
 IMPORT_LINE = re.compile(r"^\s*from nncourse\.checks import run_check\s*$")
 CHECK_LINE = re.compile(r"""^(?P<indent>\s*)run_check\((?P<q>["'])(?P<name>[\w.]+)(?P=q)\)\s*$""")
@@ -145,9 +146,16 @@ def _scrub(entry):
     return "\n".join(line for line in entry.split("\n") if not _SECRET_LINE.search(line))
 
 
-def _error(message):
-    return NotebookNode(output_type="error", ename="HiddenCheckFailed", evalue=message,
-                        traceback=["HiddenCheckFailed: " + message])
+def _error(message, ename="HiddenCheckFailed"):
+    return NotebookNode(output_type="error", ename=ename, evalue=message,
+                        traceback=["%s: %s" % (ename, message)])
+
+
+# What a test cell shows, from the first probe on, of a failure its kernel reported: the
+# kernel's own text could hold anything it saw there (the probes' code, their inputs), in any
+# encoding, so the grader writes this instead.
+VISIBLE_TESTS_FAILED = ("the visible tests of this cell failed: run the cell in your notebook "
+                        "to see their message")
 
 
 class JudgeChecks(NbGraderPreprocessor):
@@ -164,6 +172,10 @@ class JudgeChecks(NbGraderPreprocessor):
             secrets += [piece for check, nonce, _ in expected for piece in (check.name, nonce)]
         self._sanitizer = sanitize.Sanitizer(secrets)
         self._review = review
+        probed = [index for index, cell in enumerate(nb.cells) if policy.is_test_cell(cell)
+                  and cell.metadata.nbgrader["grade_id"] in resources.get(_STATE, {})]
+        self._first_probe = probed[0] if probed else len(nb.cells)
+        self._grader_errors = resources.get(GRADER_ERRORS, [])
         self._hidden_tests = ClearHiddenTests(parent=self)  # the course's delimiters
         return super().preprocess(nb, resources)
 
@@ -178,8 +190,19 @@ class JudgeChecks(NbGraderPreprocessor):
         the student's own text."""
         return self._review.tampering_cell is not None and index >= self._review.tampering_cell
 
+    def _kernel_text_removed(self, cell, test_cell):
+        """A cell run after the kernel saw a probe keeps only what the grader wrote: its own
+        errors (a limit, a lost kernel), and in a test cell one error of its own wording in
+        place of the kernel's. The pages show the student's own run of the cell instead."""
+        mine = [o for o in cell.outputs if any(o is error for error in self._grader_errors)]
+        failed = any(o.output_type == "error" for o in cell.outputs if o not in mine)
+        cell.outputs = mine + ([_error(VISIBLE_TESTS_FAILED, "VisibleTestsFailed")]
+                               if test_cell and failed else [])
+
     def preprocess_cell(self, cell, resources, index):
         if not policy.is_test_cell(cell):
+            if index >= self._first_probe and cell.cell_type == "code":
+                self._kernel_text_removed(cell, test_cell=False)
             self._sanitizer.clean_cell(cell, silenced=self._silenced(index))
             return cell, resources
         grade_id = cell.metadata.nbgrader["grade_id"]
@@ -193,18 +216,14 @@ class JudgeChecks(NbGraderPreprocessor):
             # after code that tampers with the kernel, its reports prove nothing about a mistake
             self._diagnosing = self.diagnose and not self._silenced(index)
             failures = self._judge(cell, expected, resources)
-            # the checks judge this cell: what reached stderr (a library's warning, a
-            # progress bar) is shown, not scored (nbgrader gives 0 for any stderr)
-            for output in cell.outputs:
-                if output.output_type == "stream" and output.name == "stderr":
-                    output.name = "stdout"
         # nbgrader would read a number left as the cell's value as partial credit
         cell.outputs = [o for o in cell.outputs if o.output_type != "execute_result"]
+        if index >= self._first_probe:  # every checked cell: what reached stderr goes too
+            self._kernel_text_removed(cell, test_cell=True)
         for output in cell.outputs:
             if output.output_type == "error":
                 output.traceback = [_scrub(entry) for entry in output.traceback]
-        self._sanitizer.clean_cell(cell, checked=state is not None,
-                                   silenced=self._silenced(index))
+        self._sanitizer.clean_cell(cell, silenced=self._silenced(index))
         if breach is not None:
             failures.append(breach)
         if self._warned and not self._silenced(index):

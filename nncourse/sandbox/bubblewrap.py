@@ -12,6 +12,15 @@ from traitlets.config import Configurable
 from .walls import STAGE
 
 
+def _ancestors(path):
+    """``path`` and the folders above it, but the root."""
+    found = []
+    while path not in ("/", ""):
+        found.append(path)
+        path = os.path.dirname(path)
+    return found
+
+
 class Sandbox(Configurable):
     """The limits a sandboxed kernel runs under, and how to start a zygote inside bubblewrap.
 
@@ -63,13 +72,25 @@ class Sandbox(Configurable):
     def command(self, folder, python, script, arguments):
         """The bwrap command line that runs ``python script arguments`` in the sandbox."""
         prefixes = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}
-        command = ["bwrap", "--die-with-parent", "--unshare-all", "--new-session",
+        # As root, bubblewrap makes no user namespace, so that the zygote may give each kernel
+        # a uid of its own (sandbox/walls.py); otherwise it must, and kernels keep the
+        # grader's unprivileged uid.
+        unshare = (["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+                    "--unshare-cgroup-try"] if os.geteuid() == 0 else ["--unshare-all"])
+        command = ["bwrap", "--die-with-parent", *unshare, "--new-session",
                    "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-        for path in ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        for path in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
             if os.path.islink(path):  # merged /usr: /lib -> usr/lib
                 command += ["--symlink", os.readlink(path), path]
             elif os.path.isdir(path):
                 command += ["--ro-bind", path, path]
+        command += self._etc(folder)
+        # the folders above them, which bwrap would make private to root (kernels run as
+        # another user: sandbox/walls.py)
+        above = {os.path.dirname(path) for path in prefixes | set(self.read_only)}
+        above = {ancestor for path in above for ancestor in _ancestors(path)}
+        for path in sorted(above):
+            command += ["--perms", "0755", "--dir", path]
         for path in sorted(prefixes | set(self.read_only)):
             command += ["--ro-bind", path, path]
         for path in self.hidden:
@@ -85,6 +106,29 @@ class Sandbox(Configurable):
         command += ["--setenv", "MPLCONFIGDIR", os.path.join(folder, "mpl"),
                     "--setenv", "HOME", os.path.join(folder, "mpl"), "--chdir", folder]
         return command + [python, "-s", script] + arguments
+
+    # What of the host's /etc a kernel needs (finding libraries, the time zone, program
+    # alternatives); the rest (users, passwords, the host's services) is not there.
+    ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives",
+           "nsswitch.conf", "mime.types", "fonts")
+
+    def _etc(self, folder):
+        """bwrap arguments for the sandbox's own /etc: a few of the host's files and a user
+        list that names only root and nobody (written into ``folder``)."""
+        own = os.path.join(folder, "etc")
+        os.makedirs(own, exist_ok=True)
+        with open(os.path.join(own, "passwd"), "w") as out:
+            out.write("root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n"
+                      "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
+        with open(os.path.join(own, "group"), "w") as out:
+            out.write("root:x:0:\nnogroup:x:65534:\n")
+        arguments = ["--dir", "/etc"]
+        for name in ("passwd", "group"):
+            arguments += ["--ro-bind", os.path.join(own, name), "/etc/" + name]
+        for name in self.ETC:
+            if os.path.exists(os.path.join("/etc", name)):
+                arguments += ["--ro-bind", os.path.join("/etc", name), "/etc/" + name]
+        return arguments
 
     def spec(self, folder):
         """What each kernel needs to enter its own sandbox (sent to the zygote as JSON)."""

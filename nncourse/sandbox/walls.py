@@ -4,6 +4,8 @@ first process, so whatever it starts ends with it), a fresh ``/tmp`` that holds 
 submission folder and connection files, its own bounded tmpfs for that folder and for
 ``/dev/shm``, limits on memory, processes and file sizes, no capabilities, and no way to trace
 or signal another kernel, the process above it or the zygote (none of them is dumpable).
+Under a grader that runs as root, each kernel also becomes a user of its own that owns
+nothing on the host (:data:`KERNEL_IDS`), never root mapped into a namespace.
 
 Standard library only, like :mod:`.zygote`, beside which it is copied into the sandbox.
 """
@@ -69,23 +71,24 @@ def dumpable(flag):
     _libc_call("prctl", _PR_SET_DUMPABLE, int(flag))
 
 
-def _private_view(spec, job, kernel):
-    """Enters new user, mount and PID namespaces (the next child is the PID namespace's first
-    process) and mounts a fresh /tmp that holds only this kernel's job folder, its connection
-    folder (read-write) and the shared read-only folders: the other kernels' jobs and sockets
-    and the zygote's control socket all lived in the old /tmp. The job folder becomes a tmpfs
-    of ``job_mb`` with a copy of what it held, and /dev/shm one of ``shm_mb``: what a kernel
-    writes is bounded, is its own, and is gone with it."""
-    uid, gid = os.getuid(), os.getgid()
-    dumpable(True)  # inherited from the zygote; /proc/self/uid_map is writable only so
-    _libc_call("unshare", _CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWPID)
-    with open("/proc/self/setgroups", "w") as out:
-        out.write("deny")
-    with open("/proc/self/uid_map", "w") as out:
-        out.write("%d %d 1" % (uid, uid))
-    with open("/proc/self/gid_map", "w") as out:
-        out.write("%d %d 1" % (gid, gid))
-    dumpable(False)
+# A kernel forked by a zygote that runs as root takes a uid of its own from this range: none
+# of the host's users or groups (nor a container's usual subordinate ids), so it owns nothing
+# outside its sandbox and cannot read what only root may (/etc/shadow, root's home).
+KERNEL_IDS = (2_000_000_000, 1_000_000)  # first, how many
+
+
+def kernel_id(pid):
+    """The uid and gid of the kernel forked as process ``pid`` by a zygote running as root."""
+    first, count = KERNEL_IDS
+    return first + pid % count
+
+
+def _mount_view(spec, job, kernel):
+    """In a new mount namespace: a fresh /tmp that holds only this kernel's job folder, its
+    connection folder (read-write) and the shared read-only folders (the other kernels' jobs
+    and sockets and the zygote's control socket all lived in the old /tmp). The job folder
+    becomes a tmpfs of ``job_mb`` with a copy of what it held, and /dev/shm one of ``shm_mb``:
+    what a kernel writes is bounded, is its own, and is gone with it."""
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
     keep = [(job, False), (kernel, False)] + [(path, True) for path in spec["read_only"]]
     for number, (path, _) in enumerate(keep):
@@ -102,6 +105,56 @@ def _private_view(spec, job, kernel):
     _libc_call("umount2", ("%s/0" % STAGE).encode(), _MNT_DETACH)
     _mount("tmpfs", "/dev/shm", "tmpfs", _MS_NOSUID | _MS_NODEV,
            "mode=1777,size=%dm" % spec["shm_mb"])
+
+
+def _own_user(uid, gid, namespaces=0):
+    """Enters a new user namespace (and PID namespace: the next child is its first process;
+    and ``namespaces``) that maps only ``uid`` and ``gid`` to themselves."""
+    dumpable(True)  # /proc/self/uid_map is writable only so
+    _libc_call("unshare", _CLONE_NEWUSER | _CLONE_NEWPID | namespaces)
+    with open("/proc/self/setgroups", "w") as out:
+        out.write("deny")
+    with open("/proc/self/uid_map", "w") as out:
+        out.write("%d %d 1" % (uid, uid))
+    with open("/proc/self/gid_map", "w") as out:
+        out.write("%d %d 1" % (gid, gid))
+    dumpable(False)
+
+
+def _chown_tree(path, uid, gid):
+    os.chown(path, uid, gid, follow_symlinks=False)
+    for directory, subdirs, files in os.walk(path):
+        for name in subdirs + files:
+            os.chown(os.path.join(directory, name), uid, gid, follow_symlinks=False)
+
+
+def _can_change_user():
+    """Root of the host's own user namespace (every id is mapped here), as when the grader
+    runs as root and bubblewrap made no user namespace."""
+    if os.getuid() != 0:
+        return False
+    with open("/proc/self/uid_map") as ids:
+        return any(int(line.split()[2]) > 1 for line in ids if line.strip())
+
+
+def _private_view(spec, job, kernel):
+    """The kernel's own view (:func:`_mount_view`) and user. Under a zygote that runs as root,
+    the view is made as root, then the process becomes :func:`kernel_id` (its job and
+    connection folders made its own) before it enters its own user namespace; otherwise it
+    stays the grader's own (unprivileged) user, in a user namespace made first."""
+    if _can_change_user():
+        _libc_call("unshare", _CLONE_NEWNS)
+        _mount_view(spec, job, kernel)
+        uid = gid = kernel_id(os.getpid())
+        _chown_tree(job, uid, gid)
+        _chown_tree(kernel, uid, gid)
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+        _own_user(uid, gid)
+        return
+    _own_user(os.getuid(), os.getgid(), _CLONE_NEWNS)
+    _mount_view(spec, job, kernel)
 
 
 def _drop_privileges():
