@@ -187,7 +187,12 @@ except OSError:
 """,
 }
 # these attack in every solution cell, not only in the first
-EVERYWHERE = {"sleeps-everywhere": "import time\ntime.sleep(5)\n"}
+EVERYWHERE = {
+    "sleeps-everywhere": "import time\ntime.sleep(5)\n",
+    # what the kernel saw of the probes (their source, inputs and nonce), reversed: past any
+    # filter of literal text, it may not reach a graded notebook or the feedback at all
+    "leaks-reversed": "import linecache\nprint(repr(linecache.cache)[::-1][:200000])\n",
+}
 TAMPERED = "edits-test-cells"  # the blank release with its test cells emptied and re-pointed
 
 
