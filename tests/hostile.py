@@ -190,8 +190,16 @@ except OSError:
 EVERYWHERE = {
     "sleeps-everywhere": "import time\ntime.sleep(5)\n",
     # what the kernel saw of the probes (their source, inputs and nonce), reversed: past any
-    # filter of literal text, it may not reach a graded notebook or the feedback at all
-    "leaks-reversed": "import linecache\nprint(repr(linecache.cache)[::-1][:200000])\n",
+    # filter of literal text, it may not reach a graded notebook or the feedback at all, not
+    # even by rewriting the output of a cell run before the first probe (a display id)
+    "leaks-reversed": """import linecache
+try:
+    BOX
+except NameError:
+    BOX = display({"text/plain": "box"}, raw=True, display_id=True)
+BOX.update({"text/plain": repr(linecache.cache)[::-1][:200000]}, raw=True)
+print(repr(linecache.cache)[::-1][:200000])
+""",
 }
 TAMPERED = "edits-test-cells"  # the blank release with its test cells emptied and re-pointed
 

@@ -102,6 +102,17 @@ def test_the_notebook_has_an_output_budget_across_its_cells_errors_included(zygo
                for cell in cells[6:8] for o in cell.outputs)
 
 
+def test_a_later_cell_cannot_rewrite_an_earlier_cells_outputs(zygote, tmp_path):
+    cells, _ = execute(zygote, tmp_path, [
+        "box = display({'text/plain': 'first'}, raw=True, display_id='box')",
+        "box.update({'text/plain': 'rewritten by update'}, raw=True)",
+        "_ = display({'text/plain': 'rewritten by display'}, raw=True, display_id='box')",
+    ])
+    assert [o.data["text/plain"] for o in cells[0].outputs] == ["first"]
+    assert cells[1].outputs == []
+    assert [o.data["text/plain"] for o in cells[2].outputs] == ["rewritten by display"]
+
+
 def test_a_kernel_that_dies_is_lost_with_how_and_the_rest_is_not_run(zygote, tmp_path):
     cells, resources = execute(zygote, tmp_path, ["x = 1", "import os\nos._exit(3)", "x"])
     assert errors(cells[0]) == []
