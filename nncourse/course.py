@@ -41,8 +41,10 @@ class CourseError(Exception):
 MAX_SUBMISSION_FILES = 500
 MAX_SUBMISSION_BYTES = 200 * 2**20
 MAX_NOTEBOOK_CELLS = 1000  # the problem sets have at most a few hundred
-# characters a student id may not hold: they would be markup in Formgrader's pages
-_MARKUP = set("<>&\"'`")
+# what a student id may hold besides letters and digits: nothing that is markup in a page,
+# a pattern to nbgrader (which globs paths made from ids: "*" would be every student) or a
+# control character to a terminal
+ID_PUNCTUATION = " ._-+@"
 
 
 def shown(text):
@@ -57,15 +59,16 @@ def shown(text):
 def student_id_problem(name):
     """Why ``name`` (a folder under submitted/) cannot be a student id, or None. Ids enter
     here and nowhere else: nbgrader strips whitespace (so ``"alice "`` would grade alice's
-    files), and ids reach terminals, CSV files and Formgrader's pages."""
+    files) and globs paths made from them, and ids reach terminals, CSV files and
+    Formgrader's pages."""
     if name != name.strip():
         return "it begins or ends with whitespace, which nbgrader strips"
     if any(0xDC80 <= ord(char) <= 0xDCFF for char in name):
         return "it is not valid UTF-8 text"
-    if any(unicodedata.category(char)[0] in "CZ" and char != " " for char in name):
-        return "it holds control or invisible characters"
-    if _MARKUP & set(name):
-        return "it holds markup characters (%s)" % " ".join(sorted(_MARKUP & set(name)))
+    others = sorted({char for char in name if not (char.isalnum() or char in ID_PUNCTUATION)})
+    if others:
+        return "it holds characters other than letters, digits, spaces and %s (%s)" % (
+            " ".join(ID_PUNCTUATION.strip()), shown(" ".join(others)))
     return None
 
 

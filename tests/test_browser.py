@@ -27,6 +27,9 @@ SCREENSHOTS = os.environ.get("NNCOURSE_SCREENSHOTS", os.path.join(ROOT, "build",
 COMMENT = "Right numbers. Say why the sigmoid learns slowly: its derivative is at most 1/4."
 # what the student's own run printed, as handed in (the grader reruns in fast mode)
 OWN_RUN = "ReLU: loss 1e-4 reached after 17000 steps (4.1 s)\n"
+# TeX that MathJax (with its Safe extension's defaults) would make a link and a remote load of
+TEX_ATTACK = (r"$$\href{https://evil.example/phish}{\text{your full grade}}"
+              r"\style{cursor:url(https://evil.example/track.cur)}{\text{hover}}$$")
 ATTACK = "<script>alert('the TA ran my script')</script>"
 # and in a written answer, which nbgrader renders as HTML
 ANSWER_ATTACK = ('<img src="x" onerror="alert(\'my answer ran a script\')"> '
@@ -46,13 +49,16 @@ def _hand_in_with_own_outputs(course):
     notebook = nbformat.read(path, 4)
     cell = next(c for c in notebook.cells if "for activation in (ReLU, Sigmoid)" in c.source)
     cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=OWN_RUN),
+                    nbformat.v4.new_output("display_data", data={"text/latex": TEX_ATTACK,
+                                                                 "text/plain": TEX_ATTACK}),
                     nbformat.v4.new_output("display_data", data={"text/html": ATTACK,
                                                                  "text/plain": "a table"})]
     answer = next(c for c in notebook.cells
                   if c.metadata.get("nbgrader", {}).get("grade_id") == "q1_answer")
     answer.source = ("ReLU reached a loss of 1e-4 after about 17000 steps; the sigmoid was "
                      "still near 1e-2 after 20000. With 1000 samples each step took ten times "
-                     "longer, and the loss was about the same. " + ANSWER_ATTACK)
+                     "longer, and the loss was about the same. " + ANSWER_ATTACK + " "
+                     + TEX_ATTACK)
     nbformat.write(notebook, path)
 
 
@@ -177,6 +183,7 @@ def test_a_ta_grades_a_written_answer_in_formgrader_and_the_feedback_follows(
         model = page.locator(".nncourse-model-answer").first
         assert "Model answer" in model.inner_text() and "Rubric (2 points)" in model.inner_text()
         _maths_rendered(page)
+        assert page.locator("a[href*='evil.example']").count() == 0  # TeX made no link
         # the student's own run is shown, as text: their HTML output did not run
         own = page.locator(".nncourse-own-run").first
         own.locator("summary").click()

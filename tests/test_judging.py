@@ -225,3 +225,24 @@ def test_a_copied_test_cell_is_graded_from_its_first_copy_and_the_others_are_pla
     assert "nbgrader" not in nb.cells[2].metadata
     assert "cell test_relu_forward appears 2 times (a copied or split cell): graded from " \
            "the first" in caplog.text
+
+
+@pytest.mark.parametrize("message, shown", [
+    ("ValueError: shapes (3,4) and (5,2) not aligned (in forward, line 3)", "ValueError"),
+    ("UserWarning: }'sesac'{ (in f, line 12345)", "UserWarning"),  # text and number chosen
+    ("LeakError: anything at all", "an exception of its own class"),
+    ("RuntimeWarning: overflow encountered in exp", "RuntimeWarning: overflow encountered in exp"),
+    ("RuntimeWarning: overflow encountered in exp; }'sesac'{", "RuntimeWarning"),
+])
+def test_of_what_student_code_raised_or_warned_the_feedback_shows_only_the_class(message, shown):
+    from nncourse.checks.judging import error_shown
+    assert error_shown(message) == shown
+
+
+def test_the_warnings_note_names_only_the_classes_of_the_warnings():
+    nb, resources, _, nonce, inputs = expanded()
+    outputs = honest_outputs(inputs)
+    outputs[wire.WARNINGS_KEY] = ["UserWarning: }'sesac'{ :" + nonce[::-1]]
+    cell, errors = judged(nb, resources, [report(nonce, outputs)])
+    notes = [o.text for o in cell.outputs if o.output_type == "stream"]
+    assert errors == [] and len(notes) == 1 and notes[0].endswith("): UserWarning\n")

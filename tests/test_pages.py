@@ -105,6 +105,10 @@ def test_mathjax_comes_from_the_jupyter_server_not_a_cdn():
     assert 'src="/user/ta' + pages.MATHJAX_PATH in formgrader and "cdnjs" not in formgrader
     feedback = pages.local_mathjax(header)
     assert "cdnjs" not in feedback and pages.MATHJAX_PATH in feedback
+    # the TeX a student wrote makes no link, style, class or id (test_browser.py sees it)
+    for page in (formgrader, feedback):
+        assert re.search(r'Safe: \{allow: \{URLs: "none", classes: "none", cssIDs: "none",\s+'
+                         r'styles: "none"\}\}', page), page
 
 
 def test_markdown_a_student_wrote_keeps_its_text_and_pictures_but_runs_nothing():
@@ -186,5 +190,7 @@ def test_outputs_of_any_kind_run_link_and_load_nothing_in_either_page():
         for shown in (notebook, cleaned):
             page = re.sub(r"<style.*?</style>", "", _page(template, shown), flags=re.S)
             assert "hint" in page and "<b>kept</b>" in page
+            # and MathJax typesets none of it (its TeX could make links)
+            assert page.count("tex2jax_ignore") >= 2
             for attack in ("javascript:", "198.51.100.7", "onerror", "onload", "alert("):
                 assert attack not in page, (template, attack)

@@ -13,7 +13,7 @@ import pytest
 from nncourse import report
 from nncourse.course import (MAX_SUBMISSION_FILES, notebook_problem, shown,
                              student_id_problem, submission_files_problem)
-from tests.helpers import expected_points, grades, make_course, run, submit
+from tests.helpers import cell_scores, expected_points, grades, make_course, run, submit
 
 ESC = "\x1b"
 
@@ -53,11 +53,16 @@ def test_a_cell_id_that_could_drive_a_terminal_is_refused(tmp_path):
     assert notebook_problem(str(path)) is None
 
 
+OTHER = "characters other than letters"
+
+
 @pytest.mark.parametrize("name, words", [
     ("alice ", "whitespace"), (" alice", "whitespace"),
     ("caf\udce9", "not valid UTF-8"),
-    ("eve\x1b]0;owned\a", "control"), ("eve\u200bx", "control or invisible"),
-    ("<img src=x onerror=alert(1)>", "markup"), ('=HYPERLINK("http://e.org","x")', "markup"),
+    ("eve\x1b]0;owned\a", OTHER), ("eve\u200bx", OTHER),
+    ("<img src=x onerror=alert(1)>", OTHER), ('=HYPERLINK("http://e.org","x")', OTHER),
+    # nbgrader globs paths made from ids: "*" would prepare (and overwrite) every student's
+    ("*", OTHER), ("control*", OTHER), ("a?c", OTHER), ("[ab]", OTHER),
 ])
 def test_a_folder_name_that_cannot_be_a_student_id_is_refused_by_name(name, words):
     assert words in student_id_problem(name)
@@ -127,9 +132,9 @@ def _hostile_class(course):
         (submitted / name / "ps1" / "ps1.ipynb").write_text(text)
         expected[name] = "not a"
     blank = (course / "release" / "ps1" / "ps1.ipynb").read_text()
-    for name, words in [("alice ", "whitespace"), ("<img src=x onerror=alert(1)>", "markup"),
-                        ('=HYPERLINK("e.org","x")', "markup"),
-                        ("eve" + ESC + "]0;owned" + "\a", "control")]:
+    for name, words in [("alice ", "whitespace"), ("<img src=x onerror=alert(1)>", OTHER),
+                        ('=HYPERLINK("e.org","x")', OTHER), ("eve" + ESC + "]0;owned\a", OTHER),
+                        ("*", OTHER), ("alice*", OTHER)]:
         (submitted / name / "ps1").mkdir(parents=True)
         (submitted / name / "ps1" / "ps1.ipynb").write_text(blank)
         expected[name] = words
@@ -170,12 +175,16 @@ def hostile_files(tmp_path_factory):
 def test_the_honest_students_are_graded_and_each_hostile_folder_is_one_line(hostile_files):
     course, result, expected = hostile_files
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    # from the gradebook and from her graded notebook (which "alice*" must not have touched)
     assert float(grades(course)["alice"]["score"]) == sum(expected_points()[0].values())
+    scores, notebook = cell_scores(course, "alice")
+    assert scores == expected_points()[0]
+    assert any(cell.get("execution_count") for cell in notebook.cells)  # the graded run
     assert float(grades(course)["+1+1"]["score"]) == 0.0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == len(expected), result.stderr
     for name, words in expected.items():
-        lines = [line for line in errors if shown(name) in line]
+        lines = [line for line in errors if "submitted/%s/ps1" % shown(name) in line]
         assert len(lines) == 1 and words in lines[0], (name, errors)
     assert (course / "feedback" / "alice" / "ps1" / "ps1.html").is_file()
     assert sorted(os.listdir(course / "feedback")) == sorted(HONEST)

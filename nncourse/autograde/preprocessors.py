@@ -31,7 +31,7 @@ from traitlets import Bool
 
 from .. import checks, policy, sanitize, self_check
 from ..catalogue import diagnosis
-from ..checks import wire
+from ..checks import judging, wire
 from .execute import GRADER_ERRORS
 
 IMPORT_LINE = re.compile(r"^\s*from nncourse\.checks import run_check\s*$")
@@ -226,9 +226,9 @@ class JudgeChecks(NbGraderPreprocessor):
         self._sanitizer.clean_cell(cell, silenced=self._silenced(index))
         if breach is not None:
             failures.append(breach)
-        if self._warned and not self._silenced(index):
+        if self._warned and not self._silenced(index):  # their classes only (judging.py)
             note = "Note: your code warned while the hidden tests ran (this costs nothing): %s" \
-                % "; ".join(dict.fromkeys(text[:300] for text in self._warned[:3]))
+                % ", ".join(dict.fromkeys(judging.error_shown(text) for text in self._warned[:3]))
             cell.outputs.append(NotebookNode(output_type="stream", name="stdout",
                                              text=self._sanitizer.clean_text(note) + "\n"))
         # a failure message may quote what the student's code raised: cleaned like an output

@@ -22,6 +22,7 @@ outside the kernel, so student code can neither see the oracle nor alter the ver
 import importlib
 import inspect
 import json
+import re
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -85,7 +86,8 @@ def rules(problem_set):
 def verdict(check_, encoded_inputs, encoded_outputs):
     """Judges encoded outputs; returns None when they pass, else the failure message."""
     if isinstance(encoded_outputs, dict) and set(encoded_outputs) == {wire.ERROR_KEY}:
-        return "the check could not run your code: %s" % encoded_outputs[wire.ERROR_KEY]
+        return "the check could not run your code: %s" % _probe_error_shown(
+            check_, encoded_inputs, str(encoded_outputs[wire.ERROR_KEY]))
     try:
         outputs = wire.decode(encoded_outputs)
     except (wire.DecodeError, ValueError, TypeError, KeyError) as exc:
@@ -99,6 +101,47 @@ def verdict(check_, encoded_inputs, encoded_outputs):
         # of another length than the inputs': zip(..., strict=True)) get here
         return "the check got back incomplete results (%s: %s)" % (type(exc).__name__, exc)
     return None
+
+
+_NOT_DEFINED = re.compile(r"NameError: (\w+) is not defined: run the cell that defines it"
+                          r"( \(in [^()]*, line \d+\))?")
+
+
+def _probe_error_shown(check_, encoded_inputs, message):
+    """What the feedback says of an error that stopped a probe (``judging.error_shown``), but
+    a missing class or function by its name: one the grader itself asked for (a string of the
+    probe's code or of the inputs), so that the kernel can echo nothing of its own."""
+    missing = _NOT_DEFINED.fullmatch(message)
+    if missing and missing.group(1) in _grader_strings(check_, encoded_inputs):
+        return "%s is not defined: run the cell that defines it" % missing.group(1)
+    from .judging import error_shown
+    return error_shown(message)
+
+
+def _grader_strings(check_, encoded_inputs):
+    found = set()
+
+    def walk(value):
+        if isinstance(value, str):
+            found.add(value)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(key)
+                walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+
+    def constants(code):
+        for constant in code.co_consts:
+            if inspect.iscode(constant):
+                constants(constant)
+            else:
+                walk(constant)
+    for function in probe_functions(check_.probe):
+        constants(function.__code__)
+    walk(json.loads(encoded_inputs))
+    return found
 
 
 def _global_names(code):

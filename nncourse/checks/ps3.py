@@ -230,9 +230,9 @@ def probe_quiz(ns, inputs):
 def _judge_quiz(outputs, name):
     value = outputs[name]
     if isinstance(value, StudentError):
-        raise CheckFailed(value.message)
+        raise CheckFailed("%s is not defined: run the cell that sets it" % name)
     if not isinstance(value, bool):
-        raise CheckFailed("%s should be True or False, not %r" % (name, value))
+        raise CheckFailed("%s should be True or False, not a %s" % (name, J.kind_of(value)))
     if value != QUIZ_KEY[name]:
         raise CheckFailed("%s is not the right answer" % name)
 

@@ -251,10 +251,14 @@ _LOADER = """<script>
 </script>"""
 
 
-# jupyter-server-mathjax ships MathJax's STIX-Web fonts only (as the classic notebook used)
-_FONTS = """<script type="text/x-mathjax-config">
+# jupyter-server-mathjax ships MathJax's STIX-Web fonts only (as the classic notebook used);
+# the TeX a student wrote makes no link (\href), style (\style, which can load a picture),
+# class or id: MathJax's Safe extension allows some of each by default
+_MATHJAX_CONFIG = """<script type="text/x-mathjax-config">
 MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], preferredFont: null, imageFont: null,
-                                 webFont: "STIX-Web"}});
+                                 webFont: "STIX-Web"},
+                    Safe: {allow: {URLs: "none", classes: "none", cssIDs: "none",
+                                   styles: "none"}}});
 </script>"""
 
 
@@ -266,4 +270,4 @@ def local_mathjax(page, base_url=None):
         local = '<script src="%s%s"></script>' % (html.escape(base_url.rstrip("/")), MATHJAX_PATH)
     else:
         local = _LOADER % (_JUPYTER_ROUTES.replace("/", "\\/"), MATHJAX_PATH)
-    return Markup(page.replace(tag, _FONTS + local))
+    return Markup(page.replace(tag, _MATHJAX_CONFIG + local))
