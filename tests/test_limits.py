@@ -9,7 +9,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 from traitlets.config import Config
 
-from nncourse.autograde.execute import LOST, LimitedExecute, _CPUWatch
+from nncourse.autograde.execute import GRADER_ERRORS, LOST, LimitedExecute, _CPUWatch
 from nncourse.sandbox import Zygote
 from nncourse.sandbox.manager import ForkedKernelManager
 
@@ -55,6 +55,15 @@ def test_a_cell_that_sleeps_is_not_charged_cpu_time(zygote, tmp_path):
     cells, _ = execute(zygote, tmp_path, ["import time\ntime.sleep(2)\n'slept'"],
                        cell_cpu_limit=1)
     assert errors(cells[0]) == []
+
+
+def test_a_cell_that_waits_past_its_time_is_interrupted_in_the_graders_words(zygote, tmp_path):
+    cells, resources = execute(zygote, tmp_path, ["import time\ntime.sleep(600)", "'next'"],
+                               timeout=3)
+    assert "TimeLimit" in errors(cells[0])
+    mine = [o for o in cells[0].outputs if o.get("ename") == "TimeLimit"]
+    assert any(o is mine[0] for o in resources[GRADER_ERRORS])  # kept where kernel text is not
+    assert cells[1].outputs[0].data["text/plain"] == "'next'"
 
 
 def test_past_the_notebooks_cpu_time_the_cells_after_are_not_run(zygote, tmp_path):

@@ -195,6 +195,7 @@ class LimitedExecute(Execute):
             self._not_run(cell, "NotRun", "%s; this cell was not run" % self._lost)
             return cell, resources
         watch, kind = self._cpu_watch()
+        self._timed_out = None
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
@@ -216,7 +217,15 @@ class LimitedExecute(Execute):
             self._not_run(cell, "CPUTimeLimit", "%s: it was interrupted" % self._over_cpu(index, kind))
             if kind == "notebook":
                 self._lost = self._over_cpu(index, kind)
+        elif self._timed_out is not None:  # in the grader's words, not the kernel's
+            self._not_run(cell, "TimeLimit", "cell %d ran past its time limit (%d s) while "
+                          "using little CPU (waiting, sleeping): it was interrupted"
+                          % (index, self._timed_out))
         return cell, resources
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        self._timed_out = timeout
+        return await super()._async_handle_timeout(timeout, cell)
 
     # Every message that can add to or replace a notebook's outputs counts against the cell
     # that is running: display updates rewrite outputs (of any cell) without output(), and
