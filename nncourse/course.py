@@ -72,36 +72,57 @@ def student_id_problem(name):
     return None
 
 
+MAX_SUBMISSION_DEPTH = 16  # folders inside folders (os.walk recurses, and would fail)
+
+
 def submission_files_problem(folder):
-    """Why the files under ``folder`` cannot be graded, or None: only regular files and
-    folders, at most MAX_SUBMISSION_FILES of them and MAX_SUBMISSION_BYTES in all (a link
-    could point at /dev/zero or at the course's own files; a fifo would block a reader)."""
+    """Why the files under ``folder`` cannot be graded, or None. Only regular files, each
+    with one name (a hard link would carry another file of the machine in), and folders, all
+    readable, with UTF-8 names of no control characters; at most MAX_SUBMISSION_FILES entries
+    in all, MAX_SUBMISSION_DEPTH deep, MAX_SUBMISSION_BYTES (a symbolic link could point at
+    /dev/zero or at the course's own files; a fifo would block a reader)."""
     for path in (os.path.dirname(folder), folder):
         if not stat.S_ISDIR(os.lstat(path).st_mode):
             return "%s is a symbolic link, not a folder" % os.path.basename(path)
     count = size = 0
-    for directory, subdirs, files in os.walk(folder, onerror=_raise):
-        for name in subdirs + files:
-            path = os.path.join(directory, name)
-            mode = os.lstat(path).st_mode
-            relative = os.path.relpath(path, folder)
-            if stat.S_ISLNK(mode):
-                return "%s is a symbolic link (only regular files are graded)" % relative
-            if stat.S_ISDIR(mode):
-                continue
-            if not stat.S_ISREG(mode):
-                return "%s is not a regular file" % relative
-            count += 1
-            size += os.lstat(path).st_size
-            if count > MAX_SUBMISSION_FILES:
-                return "it holds more than %d files" % MAX_SUBMISSION_FILES
-            if size > MAX_SUBMISSION_BYTES:
-                return "its files hold more than %d MB" % (MAX_SUBMISSION_BYTES >> 20)
+    pending = [(folder, 0)]  # walked without recursion: a deep tree cannot exhaust the stack
+    while pending:
+        directory, depth = pending.pop()
+        if depth > MAX_SUBMISSION_DEPTH:
+            return "its folders are nested more than %d deep" % MAX_SUBMISSION_DEPTH
+        if not os.access(directory, os.R_OK | os.X_OK):
+            return "%s cannot be read" % shown(os.path.relpath(directory, folder))
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                relative = shown(os.path.relpath(entry.path, folder))
+                if not _plain_file_name(entry.name):
+                    return "the name %s is not valid UTF-8 text of printable characters" \
+                        % relative
+                count += 1
+                if count > MAX_SUBMISSION_FILES:
+                    return "it holds more than %d files and folders" % MAX_SUBMISSION_FILES
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISLNK(info.st_mode):
+                    return "%s is a symbolic link (only regular files are graded)" % relative
+                if stat.S_ISDIR(info.st_mode):
+                    pending.append((entry.path, depth + 1))
+                    continue
+                if not stat.S_ISREG(info.st_mode):
+                    return "%s is not a regular file" % relative
+                if info.st_nlink > 1:
+                    return "%s is a hard link (only files of its own are graded)" % relative
+                if not os.access(entry.path, os.R_OK):
+                    return "%s cannot be read" % relative
+                size += info.st_size
+                if size > MAX_SUBMISSION_BYTES:
+                    return "its files hold more than %d MB" % (MAX_SUBMISSION_BYTES >> 20)
     return None
 
 
-def _raise(error):
-    raise error
+def _plain_file_name(name):
+    """A file name that is text (UTF-8) with no control or invisible characters."""
+    return not any(0xDC80 <= ord(char) <= 0xDCFF or unicodedata.category(char)[0] == "C"
+                   for char in name)
 
 
 def notebook_problem(path):
@@ -119,7 +140,10 @@ def notebook_problem(path):
         return "it has %d cells (at most %d are graded)" % (len(notebook.cells),
                                                             MAX_NOTEBOOK_CELLS)
     for cell in notebook.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        meta = cell.metadata.get("nbgrader", {})
+        if not isinstance(meta, dict):
+            return "a cell's nbgrader metadata is not a mapping"
+        grade_id = meta.get("grade_id")
         if grade_id is not None and (not isinstance(grade_id, str)
                                      or not re.fullmatch(r"[\w-]{1,100}", grade_id)):
             return "a cell's grade_id is not a name of letters, digits, - and _"
@@ -348,8 +372,9 @@ class Course:
             try:
                 refused = submission_files_problem(folder)
                 present = sorted(name for name in os.listdir(folder) if name.endswith(".ipynb"))
-            except OSError as exc:
-                refused = "cannot be read (%s)" % (exc.strerror or type(exc).__name__)
+            except Exception as exc:  # whatever the folder holds: this student's line only
+                refused = "cannot be read (%s)" % (getattr(exc, "strerror", None)
+                                                   or type(exc).__name__)
             if refused:
                 problems.append((student, "%s: not graded: %s" % (where, shown(refused))))
                 continue

@@ -126,7 +126,7 @@ def test_a_kernel_that_dies_is_lost_with_how_and_the_rest_is_not_run(zygote, tmp
     cells, resources = execute(zygote, tmp_path, ["x = 1", "import os\nos._exit(3)", "x"])
     assert errors(cells[0]) == []
     assert errors(cells[1]) == ["KernelLost"] and errors(cells[2]) == ["NotRun"]
-    assert resources[LOST] == "the kernel died in cell 1 (it exited with status 3)"
+    assert resources[LOST] == "the kernel died in cell 1 (it exited)"  # not with what status
 
 
 class FakeClock:

@@ -6,6 +6,7 @@ in a terminal, a spreadsheet or a browser."""
 import csv
 import json
 import os
+import subprocess
 
 import nbformat
 import pytest
@@ -92,6 +93,49 @@ def test_only_regular_files_in_bounds_are_graded(tmp_path):
     assert "more than" in submission_files_problem(str(folder))
 
 
+def test_names_depth_hard_links_and_unreadable_files_are_refused(tmp_path):
+    folder = tmp_path / "submitted" / "amy" / "ps1"
+    folder.mkdir(parents=True)
+    (folder / "ps1.ipynb").write_text("{}")
+    bad = os.path.join(os.fsencode(folder), b"data-\xff.bin")
+    open(bad, "wb").close()
+    assert "not valid UTF-8" in submission_files_problem(str(folder))
+    os.remove(bad)
+    (folder / "x\x1b[2Jy").touch()
+    assert "printable" in submission_files_problem(str(folder))
+    os.remove(folder / "x\x1b[2Jy")
+    _make_deep(folder)
+    assert "nested more than" in submission_files_problem(str(folder))
+    _remove_deep(folder / "d")
+    os.link(folder / "ps1.ipynb", tmp_path / "elsewhere")  # a file of the machine, by another name
+    assert "hard link" in submission_files_problem(str(folder))
+    os.remove(tmp_path / "elsewhere")
+    assert submission_files_problem(str(folder)) is None
+    if os.getuid() != 0:  # root reads any file
+        os.chmod(folder / "ps1.ipynb", 0)
+        assert "cannot be read" in submission_files_problem(str(folder))
+
+
+def _make_deep(folder):
+    """Folders 1200 deep in ``folder``, as a student's archive can hold (os.walk, and
+    os.makedirs too, recurse past Python's limit)."""
+    subprocess.run(["mkdir", "-p", os.path.join(folder, *["d"] * 1200)], check=True)
+
+
+def _remove_deep(path):
+    """rm -r: shutil.rmtree (and so pytest's own cleanup) recurses past Python's limit."""
+    subprocess.run(["rm", "-rf", str(path)], check=True)
+
+
+def test_a_cells_nbgrader_metadata_must_be_a_mapping(tmp_path):
+    path = tmp_path / "ps1.ipynb"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    for value in ([], None, "grade"):
+        notebook.cells[0].metadata["nbgrader"] = value
+        path.write_text(json.dumps(notebook))
+        assert "not a mapping" in notebook_problem(str(path)), value
+
+
 def test_a_linked_submission_folder_is_refused(tmp_path):
     (tmp_path / "submitted" / "amy" / "ps1").mkdir(parents=True)
     os.symlink(tmp_path / "submitted" / "amy", tmp_path / "submitted" / "mallory")
@@ -153,6 +197,26 @@ def _hostile_class(course):
     for index in range(20_000):
         (submitted / "many" / "ps1" / "files" / str(index)).touch()
     expected["many"] = "more than"
+    # the second review's: a file name that is not text, folders 1200 deep, a hard link to
+    # the master notebook, a cell's nbgrader metadata that is a list
+    (submitted / "badname" / "ps1").mkdir(parents=True)
+    (submitted / "badname" / "ps1" / "ps1.ipynb").write_text(blank)
+    open(os.path.join(os.fsencode(submitted / "badname" / "ps1"), b"\xff.bin"), "wb").close()
+    expected["badname"] = "not valid UTF-8"
+    deep = submitted / "deep" / "ps1"
+    deep.mkdir(parents=True)
+    (deep / "ps1.ipynb").write_text(blank)
+    _make_deep(deep)
+    expected["deep"] = "nested more than"
+    (submitted / "hardlink" / "ps1").mkdir(parents=True)
+    (submitted / "hardlink" / "ps1" / "ps1.ipynb").write_text(blank)
+    os.link(course / "source" / "ps1" / "ps1.ipynb", submitted / "hardlink" / "ps1" / "m.ipynb")
+    expected["hardlink"] = "hard link"
+    (submitted / "meta-list" / "ps1").mkdir(parents=True)
+    listed = json.loads(blank)
+    listed["cells"][0]["metadata"]["nbgrader"] = ["grade"]
+    (submitted / "meta-list" / "ps1" / "ps1.ipynb").write_text(json.dumps(listed))
+    expected["meta-list"] = "not a mapping"
     (submitted / "escapes" / "ps1").mkdir(parents=True)
     (submitted / "escapes" / "ps1" / "ps1.ipynb").write_text(
         _notebook_with_grade_id("linear" + ESC + "]52;c;cm0gLXJmIH4=\a graded 2, failed 0"))
@@ -166,9 +230,12 @@ def hostile_files(tmp_path_factory):
     for student, edits in HONEST.items():
         submit(course, student, edits)
     expected = _hostile_class(course)
-    result = run(["nncourse", "--course", str(course), "grade", "ps1", "--workers", "2"],
-                 cwd=course, timeout=1200)
-    return course, result, expected
+    try:
+        result = run(["nncourse", "--course", str(course), "grade", "ps1", "--workers", "2"],
+                     cwd=course, timeout=1200)
+        yield course, result, expected
+    finally:
+        _remove_deep(course / "submitted" / "deep")
 
 
 @pytest.mark.slow

@@ -449,7 +449,12 @@ class ClassGrader:
         from the same files (and recorded in the gradebook: ``hand_grading`` is not None), or
         one nbgrader cannot prepare. The feedback of one graded before is written again when
         it is missing or its hand grading changed since it was written."""
-        fingerprint = self.fingerprint(problem_set, student)
+        try:
+            fingerprint = self.fingerprint(problem_set, student)
+        except Exception as error:  # files that changed or vanished since they were checked
+            reason = "reading its files failed (%s)" % type(error).__name__
+            self._fail(problem_set, student, "", reason)
+            return Outcome(problem_set, student, Status.FAILED, reason)
         marker = (hand_grading is not None and not force
                   and self.is_done(problem_set, student, fingerprint))
         if marker:
