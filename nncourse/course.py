@@ -38,7 +38,8 @@ class CourseError(Exception):
 
 # What one submission folder may hold: more is that student's problem line, never the class's
 # (every file is copied into autograded/ and feedback/, and read to fingerprint it).
-MAX_SUBMISSION_FILES = 500
+MAX_SUBMISSION_FILES = 500  # files and folders
+MAX_SUBMISSION_DEPTH = 16  # folders inside folders
 MAX_SUBMISSION_BYTES = 200 * 2**20
 MAX_NOTEBOOK_CELLS = 1000  # the problem sets have at most a few hundred
 # what a student id may hold besides letters and digits: nothing that is markup in a page,
@@ -72,9 +73,6 @@ def student_id_problem(name):
     return None
 
 
-MAX_SUBMISSION_DEPTH = 16  # folders inside folders (os.walk recurses, and would fail)
-
-
 def submission_files_problem(folder):
     """Why the files under ``folder`` cannot be graded, or None. Only regular files, each
     with one name (a hard link would carry another file of the machine in), and folders, all
@@ -85,7 +83,7 @@ def submission_files_problem(folder):
         if not stat.S_ISDIR(os.lstat(path).st_mode):
             return "%s is a symbolic link, not a folder" % os.path.basename(path)
     count = size = 0
-    pending = [(folder, 0)]  # walked without recursion: a deep tree cannot exhaust the stack
+    pending = [(folder, 0)]  # walked without recursion (os.walk's would exhaust the stack)
     while pending:
         directory, depth = pending.pop()
         if depth > MAX_SUBMISSION_DEPTH:
