@@ -4,6 +4,7 @@ Both take a prepared submission (:class:`.records.Prepared`) and give back a fut
 
 import multiprocessing
 import os
+import sys
 import time
 from concurrent import futures
 
@@ -17,6 +18,12 @@ class LocalExecutor:
 
     def __init__(self, workers):
         self.workers = workers
+        # The pool's resource tracker (a process of its own, started with these options)
+        # cleans up after a grader ended by Ctrl-C and warns of each semaphore already gone:
+        # noise after the one line an interrupted run prints.
+        quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+        if quiet not in sys.warnoptions:
+            sys.warnoptions.append(quiet)
         self.pool = self._new_pool()
 
     def _new_pool(self):
