@@ -24,7 +24,8 @@ def _ancestors(path):
 class Sandbox(Configurable):
     """The limits a sandboxed kernel runs under, and how to start a zygote inside bubblewrap.
 
-    Nothing is visible inside but the system's and Python's files (read-only), the folders
+    Nothing is visible inside but the system's and Python's files (read-only; of /etc only
+    what loading libraries needs, and a user list of its own: ``ETC``), the folders
     named in ``read_only`` (the course's datasets) and the zygote's own folder, which holds
     ``control/`` (the zygote's socket), ``kernels/`` (one folder of connection files and
     sockets per kernel), ``jobs/`` (one folder per submission being graded: ``work/`` and
