@@ -62,7 +62,8 @@ def _pool_workers(grader):
     """The local pool's worker processes of a running `nncourse grade` (its spawned children,
     not multiprocessing's resource tracker)."""
     return [pid for pid, (ppid, args) in processes().items()
-            if ppid == grader and "spawn_main" in args and "resource_tracker" not in args]
+            if ppid == grader and "spawn_main" in args
+            and "resource_tracker import main" not in args]
 
 
 def _zygote_folders(owners):
