@@ -151,7 +151,7 @@ class Bench:
         run.until_graded(4)
         workers = [pid for pid, (ppid, args) in processes().items()
                    if ppid == run.process.pid and "spawn_main" in args
-                   and "resource_tracker" not in args]
+                   and "resource_tracker import main" not in args]
         below = run.below()
         os.kill(workers[0], signal.SIGKILL)
         self.record("SIGKILL of one pool worker at [4/%d]" % len(self.students), folder, run,
