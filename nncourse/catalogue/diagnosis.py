@@ -17,13 +17,12 @@ import functools
 import io
 import json
 import os
-import re
 
 import nbformat
 import numpy as np
 
 from .. import checks, samples
-from ..checks import wire
+from ..checks import judging, wire
 from ..course import ROOT
 from . import load
 
@@ -129,7 +128,7 @@ def same(a, b):
 def _error_kind(message):
     """What an error says, without where it was raised (describe_exception's "(in f, line
     n)")."""
-    return re.sub(r" \(in [\w<>.]+, line \d+\)$", "", message)
+    return judging.LOCATION.sub("", message)
 
 
 def diagnose(check_name, outputs):

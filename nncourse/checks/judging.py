@@ -23,7 +23,8 @@ LIBRARY_TYPES = frozenset({"ndarray", "Tensor", "Parameter", "function", "method
 _FLOATING = re.compile(r"(overflow|underflow|invalid value|divide by zero) encountered in "
                        r"(exp|log|log1p|expm1|divide|true_divide|multiply|power|square|"
                        r"sqrt|tanh|add|subtract|matmul|reduce|scalar \w+|cast)")
-_WHERE = re.compile(r" \(in [^()]*, line \d+\)$")
+# where describe_exception says an error was raised: " (in forward, line 3)"
+LOCATION = re.compile(r" \(in [^()]*, line \d+\)$")
 
 
 def error_shown(message):
@@ -31,10 +32,10 @@ def error_shown(message):
     :func:`nncourse.checks.wire.describe_exception` wrote it): its class when it is one of
     Python's, and NumPy's floating-point warnings word for word; not where it was raised (a
     line number the student's code can choose, or write into its own message)."""
-    name, _, text = message.partition(": ")
+    name, _, text = LOCATION.sub("", message).partition(": ")
     shown = name if name in BUILTIN_NAMES else "an exception of its own class"
-    if name == "RuntimeWarning" and _FLOATING.fullmatch(_WHERE.sub("", text)):
-        shown += ": " + _WHERE.sub("", text)
+    if name == "RuntimeWarning" and _FLOATING.fullmatch(text):
+        shown += ": " + text
     return shown
 
 
