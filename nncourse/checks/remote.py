@@ -1,0 +1,281 @@
+"""The grader's side of the call server: the student's namespace as Python objects.
+
+A check gets ``student``, a :class:`Student`. ``student.Linear`` is the student's class,
+held in their kernel; calling it, ``student.Linear(3, 4)``, makes the object there and gives
+back a :class:`Remote` handle to it; ``layer.W = W`` sends ``W``; ``layer.forward(x)`` sends
+``x`` and gets the result back. Arguments travel as plain data (numbers, strings, NumPy
+arrays, torch tensors, lists, tuples and dicts of them) or as handles; results come back as
+the same plain data, or as a handle for anything else. What a call raised comes back as
+:class:`StudentRaised`, which a check may catch or let fail the test ("Linear(3, 4).forward
+raised ValueError").
+
+Nothing that comes back is more than the student's outputs on the grader's inputs: it is
+decoded by :mod:`wire` (numbers and arrays, never code), and every reply is kept in order
+(:attr:`Student.transcript`) so that diagnosis can compare a student's run with a catalogued
+mistake's run of the same check.
+"""
+
+import contextlib
+import json
+
+import numpy as np
+
+from . import CheckFailed, server, wire
+from .judging import error_shown
+
+
+class StudentRaised(Exception):
+    """A call into the student's code raised (or, under :meth:`Student.no_warnings`,
+    warned); ``shown`` is what the feedback may say of it."""
+
+    def __init__(self, label, message):
+        super().__init__("%s raised %s" % (label, message))
+        self.label, self.message = label, message
+
+    def shown(self):
+        missing = self.message.startswith("NameError: ") and self.message.endswith(
+            " is not defined: run the cell that defines it")
+        if missing and self.label == _missing_name(self.message):
+            return "%s is not defined: run the cell that defines it" % self.label
+        return "%s raised %s" % (self.label, error_shown(self.message))
+
+
+def _missing_name(message):
+    return message[len("NameError: "):].split(" ", 1)[0]
+
+
+class BadReply(CheckFailed):
+    """A reply that is not what the call server sends (student code replaced it)."""
+
+    def __init__(self):
+        super().__init__("the check got back data it cannot read")
+
+
+class Interrupted(Exception):
+    """The kernel stopped a call (a limit of the grader's interrupted it) or was lost: the
+    cell's remaining checks do not run."""
+
+
+class LocalChannel:
+    """The call server on a namespace of this process (a master notebook's, or a catalogued
+    mistake's), with the same JSON round trip as a kernel's replies."""
+
+    def __init__(self, namespace):
+        self.server = server.Server(namespace)
+
+    def send(self, request):
+        return json.loads(json.dumps(self.server.handle(json.dumps(request))))
+
+
+class Student:
+    """The student's namespace: ``student.Name`` (or ``student["Name"]``) is what their
+    code defines under that name."""
+
+    def __init__(self, channel):
+        object.__setattr__(self, "_channel", channel)
+        object.__setattr__(self, "_strict", False)
+        object.__setattr__(self, "transcript", [])  # every reply, decoded (diagnosis)
+        object.__setattr__(self, "warned", [])  # what the student's code warned
+        object.__setattr__(self, "looked_up", [])  # the names the check asked for
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __getitem__(self, name):
+        self.looked_up.append(name)
+        return self._request({"op": "lookup", "name": name}, name)
+
+    @contextlib.contextmanager
+    def no_warnings(self):
+        """Calls made inside fail when the student's code warns (a task that asks for code
+        that does not overflow)."""
+        object.__setattr__(self, "_strict", True)
+        try:
+            yield
+        finally:
+            object.__setattr__(self, "_strict", False)
+
+    def stand_in(self, answers, attributes=None, call=None):
+        """A stand-in object in the student's kernel that computes nothing: its k-th call of
+        ``method`` returns ``answers[method][k]`` (the last one after that), calling it runs
+        the method named ``call``, and it has ``attributes``. :func:`calls_of` says how the
+        student's code called it."""
+        return self._request({"op": "stand_in", "answers": {
+            method: [self._encode(value) for value in values]
+            for method, values in answers.items()},
+            "attributes": self._encode(attributes or {}), "call": call}, "a stand-in")
+
+    def forget(self):
+        """Drops the kernel's references to the objects of this test (end of a case)."""
+        self._channel.send({"op": "forget"})
+
+    def _request(self, request, label):
+        if self._strict:
+            request = dict(request, strict=True)
+        reply = self._channel.send(request)
+        if not isinstance(reply, dict) or not reply.keys() <= {"ok", "raised", "warned"} \
+                or len(reply.keys() & {"ok", "raised"}) != 1:
+            raise BadReply()
+        warned = reply.get("warned", [])
+        if not isinstance(warned, list):
+            raise BadReply()
+        self.warned.extend(str(text)[:300] for text in warned[:3])
+        if "raised" in reply:
+            message = str(reply["raised"])[:1000]
+            self.transcript.append(wire.StudentError(message))
+            raise StudentRaised(label, message)
+        value = self._decode(reply["ok"], label, 0)
+        self.transcript.append(_plain(value))
+        return value
+
+    def _encode(self, value):
+        if isinstance(value, Remote):
+            return {server.HANDLE_KEY: value._number}
+        if _is_tensor(value):
+            return {server.TENSOR_KEY: wire.encode(value.detach().cpu().numpy()),
+                    "requires_grad": bool(value.requires_grad)}
+        if isinstance(value, (np.ndarray, np.generic)):
+            return wire.encode(value)
+        if isinstance(value, float) and not np.isfinite(value):
+            return {server.FLOAT_KEY: str(value)}
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, tuple):
+            return {server.TUPLE_KEY: [self._encode(item) for item in value]}
+        if isinstance(value, list):
+            return [self._encode(item) for item in value]
+        if isinstance(value, dict):
+            return {server.DICT_KEY: {str(k): self._encode(v) for k, v in value.items()}}
+        raise TypeError("a check cannot send %s to the student's kernel"
+                        % type(value).__name__)
+
+    def _decode(self, data, label, depth):
+        if depth > 40:
+            raise BadReply()
+        if data is None or isinstance(data, (bool, int, float, str)):
+            return data
+        if isinstance(data, list):
+            return [self._decode(item, label, depth + 1) for item in data]
+        if not isinstance(data, dict):
+            raise BadReply()
+        try:
+            if server.TENSOR_KEY in data:
+                import torch
+                array = wire.decode(data[server.TENSOR_KEY])
+                if not isinstance(array, np.ndarray):
+                    raise BadReply()
+                tensor = torch.from_numpy(array)
+                return Remote(self, int(data[server.HANDLE_KEY]), "Tensor", True, label,
+                              value=tensor)
+            if server.HANDLE_KEY in data:
+                return Remote(self, int(data[server.HANDLE_KEY]), str(data.get("type"))[:100],
+                              bool(data.get("callable")), label)
+            if server.TUPLE_KEY in data:
+                return tuple(self._decode(item, label, depth + 1)
+                             for item in data[server.TUPLE_KEY])
+            if server.DICT_KEY in data:
+                return {str(k): self._decode(v, label, depth + 1)
+                        for k, v in data[server.DICT_KEY].items()}
+            if server.FLOAT_KEY in data:
+                return float(str(data[server.FLOAT_KEY]))
+            value = wire.decode(data)
+        except (wire.DecodeError, ValueError, TypeError, KeyError, AttributeError):
+            raise BadReply() from None
+        if not isinstance(value, np.ndarray):
+            raise BadReply()
+        return value
+
+
+class Remote:
+    """A handle to an object in the student's kernel (an instance, a class, a method).
+
+    A tensor the student's code returned is a Remote too, whose ``value`` is its numbers as
+    a torch tensor in the grader (``.backward()`` and ``.grad`` still reach the kernel's)."""
+
+    def __init__(self, student, number, type_name, is_callable, label, value=None):
+        for name, item in [("_student", student), ("_number", number), ("_type", type_name),
+                           ("_callable", is_callable), ("_label", label), ("value", value)]:
+            object.__setattr__(self, name, item)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):  # Python's protocols (numpy asking for __array__...)
+            raise AttributeError(name)
+        return self._student._request(
+            {"op": "get", "target": self._number, "name": name}, "%s.%s" % (self._label, name))
+
+    def __setattr__(self, name, value):
+        self._student._request({"op": "set", "target": self._number, "name": name,
+                                "value": self._student._encode(value)},
+                               "setting %s.%s" % (self._label, name))
+
+    def __call__(self, *args, **kwargs):
+        label = "%s(%s)" % (self._label, _arguments(args, kwargs))
+        return self._student._request(
+            {"op": "call", "target": self._number,
+             "args": [self._student._encode(a) for a in args],
+             "kwargs": {k: self._student._encode(v) for k, v in kwargs.items()}}, label)
+
+    def __repr__(self):
+        return "<student's %s>" % self._type
+
+
+def ignoring_errors(function, *args, **kwargs):
+    """Calls student code whose result this check does not judge (the forward pass before
+    the backward pass it checks): what it raises is the business of that part's check."""
+    try:
+        return function(*args, **kwargs)
+    except StudentRaised:
+        return None
+
+
+def calls_of(stand_in):
+    """``[(order, method, args, kwargs)]``: how the student's code called a stand-in, each
+    call numbered in the order of all the stand-ins' calls."""
+    found = stand_in._student._request({"op": "calls", "target": stand_in._number},
+                                       "the stand-in's record")
+    if not isinstance(found, list) or not all(
+            isinstance(c, list) and len(c) == 4 and isinstance(c[0], int)
+            and isinstance(c[1], str) and isinstance(c[2], list) and isinstance(c[3], dict)
+            for c in found):
+        raise BadReply()
+    return [tuple(call) for call in found]
+
+
+def type_name(value):
+    """The class name of what the student's code returned (a Remote's, or a plain value's)."""
+    return value._type if isinstance(value, Remote) else type(value).__name__
+
+
+def value_of(value):
+    """The numbers of a returned tensor (a Remote with a ``value``), else ``value``."""
+    if isinstance(value, Remote) and value.value is not None:
+        return value.value
+    return value
+
+
+def _is_tensor(value):
+    return type(value).__name__ in ("Tensor", "Parameter") and hasattr(value, "detach")
+
+
+def _arguments(args, kwargs):
+    """Short words for a call's arguments in a message: numbers and strings as they are,
+    anything else as "..."."""
+    def word(value):
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return repr(value)
+        return "..."
+    words = [word(a) for a in args] + ["%s=%s" % (k, word(v)) for k, v in kwargs.items()]
+    return ", ".join(words)
+
+
+def _plain(value):
+    """A reply as diagnosis compares it: handles by their class, tensors by their numbers."""
+    if isinstance(value, Remote):
+        return value.value.numpy() if value.value is not None else wire.Opaque(value._type)
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,196 @@
+"""The call server: the one piece of code the grader sends into a student's kernel.
+
+A hidden check runs in the grader (:mod:`nncourse.checks.remote`) and drives the student's
+code through requests to this server: look up a name, read or write an attribute, call
+something. Arguments arrive as plain data (numbers, strings, arrays, tensors) or as handles to
+objects the server made earlier; what comes back is plain data, a handle, or what the call
+raised, with what it warned. The server has no check logic, no oracle and no stand-in: it
+is the same for every check and every problem set, so nothing of a hidden test can be read
+back from the kernel but the inputs it was sent.
+
+Its source is sent as it is, after ``wire.py`` (see :data:`PROGRAM`), so it must stay
+self-contained: the standard library, NumPy and the names of ``wire.py``. Master notebooks
+and the tests run the same class in-process (:class:`nncourse.checks.remote.LocalChannel`).
+"""
+
+import json
+import warnings
+
+import numpy as np
+
+try:  # when sent to a kernel, wire.py's names are already defined above this module
+    from .wire import decode, describe_exception, encode
+except ImportError:  # pragma: no cover - the kernel's copy
+    pass
+
+HANDLE_KEY = "__handle__"
+TENSOR_KEY = "__tensor__"
+TUPLE_KEY = "__tuple__"
+DICT_KEY = "__dict__"
+FLOAT_KEY = "__float__"  # nan and the infinities, which JSON lacks
+MAX_WARNINGS = 3
+
+
+class Server:
+    """Answers one request at a time about the objects of ``namespace`` (the student's)."""
+
+    def __init__(self, namespace):
+        self.namespace = namespace
+        self.objects = {}  # handle number -> object the grader holds a handle to
+        self._ticks = 0
+
+    def _clock(self):
+        """The order of calls across every stand-in (which layer the student called first)."""
+        self._ticks += 1
+        return self._ticks
+
+    def handle(self, request_json):
+        """One request (JSON text) in, one reply (a JSON-safe dict) out."""
+        request = json.loads(request_json)
+        op = request["op"]
+        if op == "forget":
+            self.objects.clear()
+            return {"ok": None}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                value = self._run(op, request)
+            except KeyboardInterrupt:  # the grader's limit: the whole cell stops
+                raise
+            except BaseException as exc:  # the student's code raised (SystemExit too)
+                return {"raised": describe_exception(exc)}
+        warned = ["%s: %s" % (w.category.__name__, w.message) for w in caught][:MAX_WARNINGS]
+        if warned and request.get("strict"):
+            return {"raised": warned[0]}
+        reply = {"ok": self._out(value)}
+        if warned:
+            reply["warned"] = warned
+        return reply
+
+    def _run(self, op, request):
+        if op == "stand_in":
+            answers = {str(k): [self._in(v) for v in values]
+                       for k, values in request["answers"].items()}
+            return StandIn(answers, self._in(request.get("attributes", {})),
+                           request.get("call"), self._clock)
+        if op == "lookup":
+            name = request["name"]
+            if name not in self.namespace:
+                raise NameError("%s is not defined: run the cell that defines it" % name)
+            return self.namespace[name]
+        target = self.objects[request["target"]]
+        if op == "calls":  # what the student's code asked of a stand-in
+            return target._calls if isinstance(target, StandIn) else None
+        if op == "get":
+            return getattr(target, request["name"])
+        if op == "set":
+            setattr(target, request["name"], self._in(request["value"]))
+            return None
+        if op == "call":
+            args = [self._in(a) for a in request.get("args", [])]
+            kwargs = {str(k): self._in(v) for k, v in request.get("kwargs", {}).items()}
+            return target(*args, **kwargs)
+        raise ValueError("unknown request %r" % op)
+
+    def _in(self, data):
+        """A request's argument as the object the student's code is given."""
+        if isinstance(data, list):
+            return [self._in(item) for item in data]
+        if not isinstance(data, dict):
+            return data
+        if HANDLE_KEY in data:
+            return self.objects[data[HANDLE_KEY]]
+        if TUPLE_KEY in data:
+            return tuple(self._in(item) for item in data[TUPLE_KEY])
+        if DICT_KEY in data:
+            return {str(k): self._in(v) for k, v in data[DICT_KEY].items()}
+        if FLOAT_KEY in data:
+            return float(data[FLOAT_KEY])
+        if TENSOR_KEY in data:
+            import torch
+            tensor = torch.from_numpy(decode(data[TENSOR_KEY]))
+            return tensor.requires_grad_(True) if data.get("requires_grad") else tensor
+        return decode(data)  # an array
+
+    def _out(self, value, depth=0):
+        """What the grader gets back: plain data, or a handle to anything else."""
+        if depth > 20:
+            return self._keep(value)
+        if value is None or isinstance(value, (bool, int, str)) and not isinstance(value, np.generic):
+            return value
+        if isinstance(value, float):
+            return value if np.isfinite(value) else {FLOAT_KEY: str(value)}
+        if isinstance(value, (np.ndarray, np.generic)) and np.asarray(value).dtype.kind in "biufc":
+            return encode(value)
+        if type(value).__name__ in ("Tensor", "Parameter") and hasattr(value, "detach"):
+            try:
+                array = value.detach().cpu().numpy()
+            except Exception:
+                return self._keep(value)
+            return {TENSOR_KEY: encode(array), "requires_grad": bool(value.requires_grad),
+                    HANDLE_KEY: self._number(value)}
+        if type(value) in (list, tuple):
+            items = [self._out(item, depth + 1) for item in value]
+            return items if type(value) is list else {TUPLE_KEY: items}
+        if type(value) is dict and all(isinstance(k, str) for k in value):
+            return {DICT_KEY: {k: self._out(v, depth + 1) for k, v in value.items()}}
+        return self._keep(value)
+
+    def _number(self, value):
+        number = len(self.objects) + 1
+        self.objects[number] = value
+        return number
+
+    def _keep(self, value):
+        return {HANDLE_KEY: self._number(value), "type": type(value).__name__,
+                "callable": callable(value)}
+
+
+class StandIn:
+    """A stand-in for a part the check does not grade (a layer, a loss): it computes nothing.
+    Its k-th call of a method answers with the grader's k-th value for that method (extra
+    calls get the last one), and it records every call for the grader to read back."""
+
+    def __init__(self, answers, attributes, call, clock):
+        self._answers, self._counts, self._calls, self._call = answers, {}, [], call
+        self._clock = clock
+        for name, value in attributes.items():
+            setattr(self, name, value)
+
+    def _answer(self, method, args, kwargs):
+        self._calls.append([self._clock(), method, list(args), dict(kwargs)])
+        answers = self._answers[method]
+        number = self._counts.get(method, 0)
+        self._counts[method] = number + 1
+        answer = answers[min(number, len(answers) - 1)]
+        return answer.copy() if hasattr(answer, "copy") else answer
+
+    def __call__(self, *args, **kwargs):
+        if self._call is None:
+            raise TypeError("this stand-in is not callable")
+        return self._answer(self._call, args, kwargs)
+
+    def __getattr__(self, name):
+        answers = self.__dict__.get("_answers", {})
+        if name.startswith("_") or name not in answers:
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self._answer(name, args, kwargs)
+
+
+def install(namespace):
+    """Binds the kernel's entry point: ``_nncourse_calls(request_json)`` returns the reply
+    as an object the kernel's display formatter sends back as JSON (``user_expressions``)."""
+    server = Server(namespace)
+
+    class Reply:
+        def __init__(self, reply):
+            self.reply = reply
+
+        def _repr_json_(self):
+            return self.reply
+
+        def __repr__(self):
+            return "<call reply>"
+
+    namespace["_nncourse_calls"] = lambda request_json: Reply(server.handle(request_json))
+
