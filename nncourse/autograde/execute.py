@@ -1,6 +1,7 @@
 """LimitedExecute: nbgrader's Execute under limits of CPU time, wall-clock time and output,
 with a kernel that may be lost."""
 
+import inspect
 import json
 import os
 import signal
@@ -12,10 +13,44 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Integer, default
 
+from ..checks import runner, server, wire
+from ..checks.remote import Interrupted
+
 LOST = "nncourse_lost"  # resources key: why the kernel was lost (died, stopped answering)
 # resources key: the error outputs this preprocessor wrote itself (a limit, a lost kernel), as
 # opposed to those the kernel sent: JudgeChecks may show them where it shows no kernel text
 GRADER_ERRORS = "nncourse_grader_errors"
+
+
+# resources key: {grade_id: [runner.Outcome]} of the checks run after a test cell
+OUTCOMES = "nncourse_outcomes"
+CALLED = "nncourse_called"  # resources key: {grade_id: names of the checks to run there}
+
+# The only code the grader sends the kernel: the call server (nncourse/checks/server.py),
+# installed afresh before each checked cell's checks. Nothing of a check goes with it.
+SERVER_PROGRAM = "\n".join([inspect.getsource(wire), inspect.getsource(server),
+                             "install(_user_ns)\n"])
+INSTALL_SERVER = ("exec(compile(%r, '<nncourse call server>', 'exec'), "
+                  "{'__name__': 'nncourse_calls', '_user_ns': globals()})" % SERVER_PROGRAM)
+CALL = "_nncourse_calls(%r)"  # a request, evaluated as a user expression
+
+
+class KernelChannel:
+    """Requests to the call server in the kernel, one at a time, each waited for under the
+    cell's limits (remote.LocalChannel is the same in-process)."""
+
+    def __init__(self, executor, cell):
+        self.executor, self.cell = executor, cell
+
+    def send(self, request):
+        content = self.executor.ask_kernel(self.cell, expressions={
+            "reply": CALL % json.dumps(request)})
+        reply = content.get("user_expressions", {}).get("reply", {})
+        if reply.get("status") != "ok":
+            if reply.get("ename") == "KeyboardInterrupt":  # a limit of the grader's
+                raise Interrupted()
+            return None  # the server is gone (student code removed it): no reply
+        return reply.get("data", {}).get("application/json")
 
 
 class _CPUWatch(threading.Thread):
@@ -196,6 +231,10 @@ class LimitedExecute(Execute):
         self._timed_out = None
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
+            called = resources.get(CALLED, {}).get(cell.metadata.get("nbgrader", {}).get(
+                "grade_id"))
+            if called and self._timed_out is None and not (watch is not None and watch.tripped):
+                self._run_checks(cell, called, resources)
         except DeadKernelError:
             if watch is not None and watch.killed:
                 self._lost = "%s and ignored the interrupt: its kernel was stopped" \
@@ -220,6 +259,30 @@ class LimitedExecute(Execute):
                           "using little CPU (waiting, sleeping): it was interrupted"
                           % (index, self._timed_out))
         return cell, resources
+
+    def ask_kernel(self, cell, code="", expressions=None):
+        """Sends the kernel a request outside the notebook (not shown, not in its history)
+        and waits for the reply's content under the cell's limits; raises Interrupted when
+        a limit stopped it."""
+        msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False,
+                                 user_expressions=expressions or {})
+        reply = self.wait_for_reply(msg_id, cell)
+        if reply is None or self._timed_out is not None:
+            raise Interrupted()
+        return reply["content"]
+
+    def _run_checks(self, cell, names, resources):
+        """Runs the cell's checks (nncourse/checks/runner.py) against the kernel, now that
+        it holds the cell's state; their outcomes go to resources[OUTCOMES]. A check cut off
+        by a limit has none (JudgeChecks: "did not run to completion")."""
+        outcomes = resources.setdefault(OUTCOMES, {})[cell.metadata.nbgrader["grade_id"]] = []
+        try:
+            if self.ask_kernel(cell, code=INSTALL_SERVER).get("status") != "ok":
+                return  # the cell left the kernel unable to run it
+            for name in names:
+                outcomes.append(runner.run(name, KernelChannel(self, cell)))
+        except Interrupted:
+            pass
 
     async def _async_handle_timeout(self, timeout, cell=None):
         self._timed_out = timeout

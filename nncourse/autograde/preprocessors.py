@@ -31,8 +31,8 @@ from traitlets import Bool
 
 from .. import checks, policy, sanitize, self_check
 from ..catalogue import diagnosis
-from ..checks import judging, wire
-from .execute import GRADER_ERRORS
+from ..checks import judging, runner, wire
+from .execute import CALLED, GRADER_ERRORS, OUTCOMES
 
 IMPORT_LINE = re.compile(r"^\s*from nncourse\.checks import run_check\s*$")
 CHECK_LINE = re.compile(r"""^(?P<indent>\s*)run_check\((?P<q>["'])(?P<name>[\w.]+)(?P=q)\)\s*$""")
@@ -53,7 +53,8 @@ def review_submission(notebook, source, problem_set):
              if policy.is_test_cell(cell)}
 
     def names_of(grade_id):
-        return set().union(*[policy.probe_names(checks.get(name))
+        return set().union(*[runner.names_used(name) if runner.function_of(name)
+                             else policy.probe_names(checks.get(name))
                              for name in check_names(cells[grade_id])] or [set()])
     # the release's own last cell (nncourse.self_check) is the course's code, not the student's
     source = nbformat.from_dict(dict(source, cells=list(source.cells) + self_check.cells()))
@@ -116,12 +117,14 @@ class ExpandChecks(NbGraderPreprocessor):
     def preprocess_cell(self, cell, resources, index):
         if not policy.is_test_cell(cell):
             return cell, resources
-        expected, first, lines = [], [], []
+        expected, called, first, lines = [], [], [], []
         for line in cell.source.splitlines():
             match = CHECK_LINE.match(line)
             if IMPORT_LINE.match(line):
                 continue
-            if match:
+            if match and runner.function_of(match["name"]) is not None:
+                called.append(match["name"])  # run by the grader once the cell has run
+            elif match:
                 check = checks.get(match["name"])
                 nonce, inputs = secrets.token_hex(16), check.encoded_inputs()
                 expected.append((check, nonce, inputs))
@@ -131,8 +134,11 @@ class ExpandChecks(NbGraderPreprocessor):
                 (lines if match["indent"] else first).append(probe)
             else:
                 lines.append(line)
-        if expected:
-            resources[_STATE][cell.metadata.nbgrader["grade_id"]] = (cell.source, expected)
+        if expected or called:
+            grade_id = cell.metadata.nbgrader["grade_id"]
+            resources[_STATE][grade_id] = (cell.source, expected)
+            if called:
+                resources.setdefault(CALLED, {})[grade_id] = called
             cell.source = "\n".join(first + lines)
         return cell, resources
 
@@ -216,6 +222,7 @@ class JudgeChecks(NbGraderPreprocessor):
             # after code that tampers with the kernel, its reports prove nothing about a mistake
             self._diagnosing = self.diagnose and not self._silenced(index)
             failures = self._judge(cell, expected, resources)
+            failures += self._judge_calls(cell, grade_id, resources)
         # nbgrader would read a number left as the cell's value as partial credit
         cell.outputs = [o for o in cell.outputs if o.output_type != "execute_result"]
         if index >= self._first_probe:  # every checked cell: what reached stderr goes too
@@ -262,28 +269,57 @@ class JudgeChecks(NbGraderPreprocessor):
                 message = "internal error of the grader while judging; tell your instructor"
             else:
                 if message is not None:
-                    message = self._diagnosed(message, check, outputs, cell, resources)
+                    message = self._diagnosed(message, check.name, _decoded(outputs), cell,
+                                              resources)
             if message is not None:
                 failures.append(message)
         return failures
 
+    def _judge_calls(self, cell, grade_id, resources):
+        """The failure messages of the checks the grader ran after the cell
+        (LimitedExecute's outcomes): a check with no outcome did not run to completion."""
+        outcomes = {o.check: o for o in resources.get(OUTCOMES, {}).get(grade_id, [])}
+        already_failed = any(o.output_type == "error" for o in cell.outputs)
+        failures = []
+        for name in resources.get(CALLED, {}).get(grade_id, []):
+            outcome = outcomes.get(name)
+            if outcome is None:
+                if not already_failed:
+                    failures.append("the hidden tests did not run to completion")
+                continue
+            self._warned += outcome.warned
+            if outcome.message is not None:
+                failures.append(self._diagnosed(outcome.message, name, outcome.transcript,
+                                                cell, resources))
+        return failures
+
     def _diagnosed(self, message, check, outputs, cell, resources):
         """The failure message, with the catalogued mistake the outputs show, if any (and
-        that mistake recorded for the instructor's report)."""
+        that mistake recorded for the instructor's report). ``outputs``: a probe's decoded
+        outputs, or the replies of the student's kernel to a check's calls."""
         # what the message quotes of the report (an error's text) came from the kernel: it
         # may not pass for the grader's own diagnosis
         message = message.replace(diagnosis.PREFIX.strip(), "(quoted)")
         if not self._diagnosing:
             return message
+        if outputs is None:
+            return message
         try:
-            mistake = diagnosis.diagnose(check.name, wire.decode(outputs))
-        except Exception as exc:  # outputs that do not decode, a bug: no diagnosis
-            if not isinstance(exc, (wire.DecodeError, ValueError, TypeError)):
-                self.log.warning("diagnosing %s failed: %r", check.name, exc)
+            mistake = diagnosis.diagnose(check, outputs)
+        except Exception as exc:  # a bug: no diagnosis
+            self.log.warning("diagnosing %s failed: %r", check, exc)
             return message
         if mistake is None:
             return message
         resources.setdefault(MISTAKES, []).append(
-            {"cell": cell.metadata.nbgrader["grade_id"], "check": check.name,
+            {"cell": cell.metadata.nbgrader["grade_id"], "check": check,
              "mistake": mistake.name})
         return "%s\n%s%s" % (message, diagnosis.PREFIX, mistake.explanation)
+
+
+def _decoded(outputs):
+    """A probe's report decoded, or None when it does not decode (forged: no diagnosis)."""
+    try:
+        return wire.decode(outputs)
+    except (wire.DecodeError, ValueError, TypeError, KeyError):
+        return None

@@ -22,7 +22,8 @@ import nbformat
 import numpy as np
 
 from .. import checks, samples
-from ..checks import judging, wire
+from ..checks import judging, runner, wire
+from ..checks.remote import LocalChannel
 from ..course import ROOT
 from . import load
 
@@ -73,9 +74,14 @@ def namespace(problem_set, edits=()):
     return names
 
 
-def probe_outputs(check, names):
-    """The decoded outputs of ``check``'s probe run on the code in ``names``, after the same
-    JSON round trip as a kernel's report."""
+def probe_outputs(check_name, names):
+    """What ``check_name`` gets from the code in ``names``, as the grader compares it: the
+    decoded outputs of its probe, after the same JSON round trip as a kernel's report, or,
+    for a check written as a test function, every reply to its calls
+    (nncourse/checks/runner.py)."""
+    if runner.function_of(check_name) is not None:
+        return runner.run(check_name, LocalChannel(names)).transcript
+    check = checks.get(check_name)
     encoded = wire.run_probe(check.probe, names, check.encoded_inputs())
     if isinstance(encoded, dict):
         encoded.pop(wire.WARNINGS_KEY, None)  # JudgeChecks takes them out of the student's
@@ -89,14 +95,13 @@ def mistake_outputs(check_name):
     mistakes with the same outputs here (a training run that fails the same way for both)
     are left out: the check cannot say which one it saw (another check may)."""
     problem_set = check_name.split(".")[0]
-    check = checks.get(check_name)
     found = []
     # what the notebook's code prints (a progress line, a plot) is nobody's business here
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         for mutant in load(problem_set).MUTANTS:
             if check_name in mutant.breaks and mutant.explanation:
                 names = namespace(problem_set, mutant.edits)
-                found.append((mutant, probe_outputs(check, names)))
+                found.append((mutant, probe_outputs(check_name, names)))
     return [(mutant, outputs) for mutant, outputs in found
             if not any(other is not mutant and other.explanation != mutant.explanation
                        and same(outputs, theirs) for other, theirs in found)]

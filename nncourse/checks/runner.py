@@ -15,9 +15,11 @@ helpers of :mod:`nncourse.checks.judging`) or ``AssertionError`` with a message 
 student; a call into the student's code that raises fails it too, saying which call.
 """
 
+import ast
 import importlib
 import inspect
 import logging
+import textwrap
 import zlib
 from dataclasses import dataclass, field
 
@@ -112,3 +114,43 @@ def run(check_name, channel):
 def evaluate(check_name, namespace):
     """Runs a check on the code in ``namespace``, in this process; its failure or None."""
     return run(check_name, LocalChannel(namespace)).message
+
+
+# What a Student offers besides the student's names
+_STUDENT_API = frozenset({"no_warnings", "forget", "stand_in", "transcript", "warned",
+                          "looked_up"})
+
+
+def names_used(check_name):
+    """The names a check takes from the student's namespace, read from its source and that
+    of the module's functions it calls: ``student.Linear``, ``student["Linear"]``, and the
+    names given as strings to a helper called with ``student`` (``_activation(student, rng,
+    "ReLU", ...)``). The source policy (nncourse/policy/) judges the code behind them."""
+    function = function_of(check_name)
+    module = inspect.getmodule(function)
+    helpers = {name: f for name, f in vars(module).items()
+               if inspect.isfunction(f) and f.__module__ == module.__name__}
+    found, seen, frontier = set(), set(), [function.__name__]
+    while frontier:
+        name = frontier.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        tree = ast.parse(textwrap.dedent(inspect.getsource(helpers[name])))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id in helpers:
+                frontier.append(node.id)
+            if isinstance(node, ast.Attribute) and _is_student(node.value) \
+                    and node.attr not in _STUDENT_API:
+                found.add(node.attr)
+            if isinstance(node, ast.Subscript) and _is_student(node.value) \
+                    and isinstance(node.slice, ast.Constant):
+                found.add(node.slice.value)
+            if isinstance(node, ast.Call) and any(_is_student(a) for a in node.args):
+                found |= {a.value for a in node.args
+                          if isinstance(a, ast.Constant) and isinstance(a.value, str)}
+    return frozenset(n for n in found if isinstance(n, str) and n.isidentifier())
+
+
+def _is_student(node):
+    return isinstance(node, ast.Name) and node.id == "student"
