@@ -14,7 +14,9 @@ from nncourse import checks
 from nncourse.autograde.preprocessors import (MISTAKES, REVIEW, WORKER, ExpandChecks,
                                               JudgeChecks)
 from nncourse.catalogue import diagnosis, load
-from nncourse.checks import PROBLEM_SETS, wire
+from nncourse.autograde.execute import OUTCOMES
+from nncourse.checks import PROBLEM_SETS, runner, wire
+from nncourse.checks.remote import LocalChannel
 from nncourse.policy import Review
 from tests.helpers import expect_named, grade, make_course, submit
 
@@ -23,15 +25,19 @@ CATALOGUES = {ps: load(ps) for ps in PROBLEM_SETS}
 
 def judged_cell(check_name, outputs, review=None, **settings):
     """The test cell of ``check_name`` after JudgeChecks, given ``outputs`` (encoded) as the
-    kernel's report (and ``review``, what reading the submission found); (cell, resources)."""
+    kernel's report, or for a check written as a test function the Outcome of its run (and
+    ``review``, what reading the submission found); (cell, resources)."""
     cell = new_code_cell("### BEGIN HIDDEN TESTS\nrun_check(%r)\n### END HIDDEN TESTS"
                          % check_name)
     cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True,
                                  "grade_id": "test_cell", "points": 1}
     nb, resources = ExpandChecks()(new_notebook(cells=[cell]), {WORKER: True, REVIEW: review})
-    (_, [(_, nonce, _)]), = resources["nncourse_checks"].values()
-    nb.cells[0].outputs = [from_dict(new_output("display_data", data={
-        checks.MIME: {"check": check_name, "nonce": nonce, "outputs": outputs}}))]
+    if isinstance(outputs, runner.Outcome):
+        resources[OUTCOMES] = {"test_cell": [outputs]}
+    else:
+        (_, [(_, nonce, _)]), = resources["nncourse_checks"].values()
+        nb.cells[0].outputs = [from_dict(new_output("display_data", data={
+            checks.MIME: {"check": check_name, "nonce": nonce, "outputs": outputs}}))]
     from traitlets.config import Config
     config = Config({"JudgeChecks": settings})
     nb, resources = JudgeChecks(config=config)(nb, resources)
@@ -40,9 +46,11 @@ def judged_cell(check_name, outputs, review=None, **settings):
 
 def kernel_outputs(problem_set, check_name, edits=()):
     """What a student's kernel would report for ``check_name`` with the reference solution
-    under ``edits``, from a random state of its own."""
+    under ``edits``, from a random state of its own (the Outcome of a test function's run)."""
     np.random.seed(np.random.randint(2**31))
     torch.manual_seed(np.random.randint(2**31))
+    if runner.function_of(check_name) is not None:
+        return runner.run(check_name, LocalChannel(diagnosis.namespace(problem_set, edits)))
     encoded = wire.run_probe(checks.get(check_name).probe,
                              diagnosis.namespace(problem_set, edits),
                              checks.get(check_name).encoded_inputs())
@@ -80,7 +88,7 @@ def test_nine_in_ten_mistakes_are_diagnosed_and_the_rest_say_why():
 def test_the_reference_and_every_rewrite_get_no_diagnosis(problem_set):
     catalogue = CATALOGUES[problem_set]
     for edits in [[]] + [[edit] for edit in catalogue.EQUIVALENT]:
-        for check_name in checks.all_checks(problem_set):
+        for check_name in checks.names(problem_set):
             cell, resources = judged_cell(check_name,
                                           kernel_outputs(problem_set, check_name, edits))
             assert likely(cell) == [] and MISTAKES not in resources, (check_name, edits)
@@ -90,7 +98,7 @@ def _mutant(problem_set, name):
     return next(m for m in CATALOGUES[problem_set].MUTANTS if m.name == name)
 
 
-BIAS = ("ps1", "bias gradient averaged instead of summed", "ps1.linear_update")
+BIAS = ("ps2", "bias gradient averaged over the batch", "ps2.linear_backward")
 
 
 def test_a_kernel_cannot_plant_a_diagnosis_of_its_own():
