@@ -71,6 +71,10 @@ def test_what_the_students_code_raised_is_named_by_the_grader_only(student):
         student.Layer(2).fails()
     assert raised.value.shown() == "Layer(2).fails() raised ValueError"  # not its text
     with pytest.raises(StudentRaised) as raised:
+        student.Layer(2).fails(np.ones((4, 3)), torch.ones(2), [1], key=None)
+    assert raised.value.shown() == \
+        "Layer(2).fails(a 4x3 array, a 2 tensor, ..., key=None) raised TypeError"
+    with pytest.raises(StudentRaised) as raised:
         student.Missing(1)
     assert raised.value.shown() == "Missing is not defined: run the cell that defines it"
     with pytest.raises(StudentRaised) as raised:

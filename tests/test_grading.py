@@ -158,7 +158,7 @@ def test_failure_message_reaches_the_student(graded):
     errors = [o for o in cell.outputs if o.output_type == "error"]
     assert [e.ename for e in errors] == ["HiddenCheckFailed"]
     assert errors[0].evalue == (
-        "CrossEntropyLoss.backward on a 5x3 prediction raised RuntimeWarning: overflow "
+        "CrossEntropyLoss().backward(a 5x3 array, a 5x3 array) raised RuntimeWarning: overflow "
         "encountered in exp\n" + diagnosis.PREFIX
         + MUTANTS["cross-entropy gradient without the max shift"].explanation)
 

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from nncourse import checks, self_check
-from nncourse.checks import PROBLEM_SETS
+from nncourse.checks import PROBLEM_SETS, runner
 from nncourse.course import ROOT
 from tests.helpers import CLASS, expected_points, reference_namespace, run, source_notebook
 
@@ -153,8 +153,9 @@ def _lent_code(problem_set, namespace):
 
 
 def _checks_of(problem_set, name):
-    """The hidden checks whose probes use the student's ``name``."""
-    found = []
+    """The hidden checks that take the student's ``name`` (whose probes use it)."""
+    found = [check_name for check_name in checks.test_functions(problem_set)
+             if name in runner.names_used(check_name)]
     for check_name, check_ in checks.all_checks(problem_set).items():
         source = "".join(inspect.getsource(f) for f in checks.probe_functions(check_.probe))
         if re.search(r"[\"']%s[\"']" % re.escape(name), source):

@@ -261,10 +261,13 @@ def _is_tensor(value):
 
 def _arguments(args, kwargs):
     """Short words for a call's arguments in a message: numbers and strings as they are,
-    anything else as "..."."""
+    arrays and tensors by their shape ("a 5x3 array"), anything else as "..."."""
     def word(value):
         if value is None or isinstance(value, (bool, int, float, str)):
             return repr(value)
+        if isinstance(value, np.ndarray) or _is_tensor(value):
+            shape = "x".join(map(str, value.shape)) or "0-d"
+            return "a %s %s" % (shape, "array" if isinstance(value, np.ndarray) else "tensor")
         return "..."
     words = [word(a) for a in args] + ["%s=%s" % (k, word(v)) for k, v in kwargs.items()]
     return ", ".join(words)
