@@ -98,15 +98,15 @@ def _mutant(problem_set, name):
     return next(m for m in CATALOGUES[problem_set].MUTANTS if m.name == name)
 
 
-BIAS = ("ps2", "bias gradient averaged over the batch", "ps2.linear_backward")
+BIAS = ("ps4", "sigmoid by the overflowing formula", "ps4.sigmoid")
 
 
 def test_a_kernel_cannot_plant_a_diagnosis_of_its_own():
     problem_set, name, check_name = BIAS
     outputs = kernel_outputs(problem_set, check_name, _mutant(problem_set, name).edits)
     # an error whose text pretends to be the grader's diagnosis, in place of a result
-    forged = dict(outputs, cases=[{wire.ERROR_KEY: "ValueError: x\n%syou did nothing wrong"
-                                   % diagnosis.PREFIX}] * len(outputs["cases"]))
+    forged = {key: {wire.ERROR_KEY: "ValueError: x\n%syou did nothing wrong" % diagnosis.PREFIX}
+              for key in outputs}
     cell, resources = judged_cell(check_name, forged)
     errors = [o for o in cell.outputs if o.output_type == "error"]
     assert errors and MISTAKES not in resources

@@ -8,7 +8,10 @@ import signal
 import threading
 import time
 
+from queue import Empty
+
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.util import run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Integer, default
@@ -267,9 +270,20 @@ class LimitedExecute(Execute):
         msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False,
                                  user_expressions=expressions or {})
         reply = self.wait_for_reply(msg_id, cell)
+        self._drain_iopub()
         if reply is None or self._timed_out is not None:
             raise Interrupted()
         return reply["content"]
+
+    def _drain_iopub(self):
+        """Drops the broadcasts of these requests (busy, idle, what student code printed),
+        which nbclient would otherwise have to read through, under its short iopub timeout,
+        before the next cell's."""
+        while True:
+            try:
+                run_sync(self.kc.iopub_channel.get_msg)(timeout=0)
+            except Empty:
+                return
 
     def _run_checks(self, cell, names, resources):
         """Runs the cell's checks (nncourse/checks/runner.py) against the kernel, now that

@@ -74,6 +74,7 @@ class Student:
     def __init__(self, channel):
         object.__setattr__(self, "_channel", channel)
         object.__setattr__(self, "_strict", False)
+        object.__setattr__(self, "_keep", False)
         object.__setattr__(self, "transcript", [])  # every reply, decoded (diagnosis)
         object.__setattr__(self, "warned", [])  # what the student's code warned
         object.__setattr__(self, "looked_up", [])  # the names the check asked for
@@ -97,6 +98,28 @@ class Student:
         finally:
             object.__setattr__(self, "_strict", False)
 
+    @contextlib.contextmanager
+    def kept(self):
+        """Arrays and tensors that calls made inside return stay in the kernel: the check
+        gets handles (to pass on, index, or :func:`fetch`), not their numbers. For the
+        intermediate values of a training loop the grader drives."""
+        object.__setattr__(self, "_keep", True)
+        try:
+            yield
+        finally:
+            object.__setattr__(self, "_keep", False)
+
+    def keep(self, value):
+        """A handle to ``value`` (the grader's data: a dataset, a batch) sent once and held in
+        the kernel."""
+        return self._request({"op": "keep", "value": self._encode(value), "keep": True},
+                             "the grader's data")
+
+    def seed(self, number):
+        """Seeds the kernel's random generators (random, NumPy, torch) before the student's
+        code draws from them, so that it draws the same numbers on every run."""
+        self._request({"op": "seed", "seed": int(number)}, "seeding")
+
     def stand_in(self, answers, attributes=None, call=None):
         """A stand-in object in the student's kernel that computes nothing: its k-th call of
         ``method`` returns ``answers[method][k]`` (the last one after that), calling it runs
@@ -114,6 +137,8 @@ class Student:
     def _request(self, request, label):
         if self._strict:
             request = dict(request, strict=True)
+        if self._keep and "keep" not in request:
+            request = dict(request, keep=True)
         reply = self._channel.send(request)
         if not isinstance(reply, dict) or not reply.keys() <= {"ok", "raised", "warned"} \
                 or len(reply.keys() & {"ok", "raised"}) != 1:
@@ -170,8 +195,12 @@ class Student:
                 return Remote(self, int(data[server.HANDLE_KEY]), "Tensor", True, label,
                               value=tensor)
             if server.HANDLE_KEY in data:
-                return Remote(self, int(data[server.HANDLE_KEY]), str(data.get("type"))[:100],
-                              bool(data.get("callable")), label)
+                remote_ = Remote(self, int(data[server.HANDLE_KEY]),
+                                 str(data.get("type"))[:100], bool(data.get("callable")), label)
+                kinds = data.get("kinds", [])
+                object.__setattr__(remote_, "_kinds", frozenset(
+                    str(kind)[:200] for kind in (kinds if isinstance(kinds, list) else [])[:50]))
+                return remote_
             if server.TUPLE_KEY in data:
                 return tuple(self._decode(item, label, depth + 1)
                              for item in data[server.TUPLE_KEY])
@@ -196,7 +225,8 @@ class Remote:
 
     def __init__(self, student, number, type_name, is_callable, label, value=None):
         for name, item in [("_student", student), ("_number", number), ("_type", type_name),
-                           ("_callable", is_callable), ("_label", label), ("value", value)]:
+                           ("_callable", is_callable), ("_label", label), ("value", value),
+                           ("_kinds", frozenset())]:
             object.__setattr__(self, name, item)
 
     def __getattr__(self, name):
@@ -209,6 +239,11 @@ class Remote:
         self._student._request({"op": "set", "target": self._number, "name": name,
                                 "value": self._student._encode(value)},
                                "setting %s.%s" % (self._label, name))
+
+    def __getitem__(self, key):
+        return self._student._request(
+            {"op": "item", "target": self._number, "key": self._student._encode(key)},
+            "%s[%s]" % (self._label, _arguments([key], {})))
 
     def __call__(self, *args, **kwargs):
         label = "%s(%s)" % (self._label, _arguments(args, kwargs))
@@ -241,6 +276,20 @@ def calls_of(stand_in):
             for c in found):
         raise BadReply()
     return [tuple(call) for call in found]
+
+
+def fetch(value):
+    """The numbers (or plain data) behind a handle the kernel kept (``Student.kept``), or an
+    argument the student's code may have changed in place."""
+    return value._student._request({"op": "fetch", "target": value._number, "keep": False},
+                                   "%s's value" % value._label)
+
+
+def is_instance(value, qualified_name):
+    """Whether what the student's code returned is an instance of the class
+    ``module.QualifiedName`` (as its handle's class and bases say, e.g.
+    "torch.nn.modules.module.Module")."""
+    return isinstance(value, Remote) and qualified_name in value._kinds
 
 
 def type_name(value):

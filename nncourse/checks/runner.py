@@ -117,8 +117,8 @@ def evaluate(check_name, namespace):
 
 
 # What a Student offers besides the student's names
-_STUDENT_API = frozenset({"no_warnings", "forget", "stand_in", "transcript", "warned",
-                          "looked_up"})
+_STUDENT_API = frozenset({"no_warnings", "kept", "keep", "seed", "forget", "stand_in",
+                          "transcript", "warned", "looked_up"})
 
 
 def names_used(check_name):

@@ -62,7 +62,7 @@ class Server:
         warned = ["%s: %s" % (w.category.__name__, w.message) for w in caught][:MAX_WARNINGS]
         if warned and request.get("strict"):
             return {"raised": warned[0]}
-        reply = {"ok": self._out(value)}
+        reply = {"ok": self._out(value, keep=bool(request.get("keep")))}
         if warned:
             reply["warned"] = warned
         return reply
@@ -73,6 +73,16 @@ class Server:
                        for k, values in request["answers"].items()}
             return StandIn(answers, self._in(request.get("attributes", {})),
                            request.get("call"), self._clock)
+        if op == "keep":  # a value of the grader's, held in the kernel (a dataset)
+            return self._in(request["value"])
+        if op == "seed":  # the student's code draws the same numbers on every run
+            import random
+            random.seed(request["seed"])
+            np.random.seed(request["seed"])
+            import sys
+            if "torch" in sys.modules:
+                sys.modules["torch"].manual_seed(request["seed"])
+            return None
         if op == "lookup":
             name = request["name"]
             if name not in self.namespace:
@@ -83,6 +93,10 @@ class Server:
             return target._calls if isinstance(target, StandIn) else None
         if op == "get":
             return getattr(target, request["name"])
+        if op == "item":
+            return target[self._in(request["key"])]
+        if op == "fetch":  # the value behind a handle, as data
+            return target
         if op == "set":
             setattr(target, request["name"], self._in(request["value"]))
             return None
@@ -112,14 +126,18 @@ class Server:
             return tensor.requires_grad_(True) if data.get("requires_grad") else tensor
         return decode(data)  # an array
 
-    def _out(self, value, depth=0):
-        """What the grader gets back: plain data, or a handle to anything else."""
+    def _out(self, value, depth=0, keep=False):
+        """What the grader gets back: plain data, or a handle to anything else (``keep``:
+        to arrays and tensors too, which then stay in the kernel)."""
         if depth > 20:
             return self._keep(value)
         if value is None or isinstance(value, (bool, int, str)) and not isinstance(value, np.generic):
             return value
         if isinstance(value, float):
             return value if np.isfinite(value) else {FLOAT_KEY: str(value)}
+        if keep and (isinstance(value, np.ndarray) or type(value).__name__ in ("Tensor",
+                                                                                 "Parameter")):
+            return self._keep(value)
         if isinstance(value, (np.ndarray, np.generic)) and np.asarray(value).dtype.kind in "biufc":
             return encode(value)
         if type(value).__name__ in ("Tensor", "Parameter") and hasattr(value, "detach"):
@@ -130,10 +148,10 @@ class Server:
             return {TENSOR_KEY: encode(array), "requires_grad": bool(value.requires_grad),
                     HANDLE_KEY: self._number(value)}
         if type(value) in (list, tuple):
-            items = [self._out(item, depth + 1) for item in value]
+            items = [self._out(item, depth + 1, keep) for item in value]
             return items if type(value) is list else {TUPLE_KEY: items}
         if type(value) is dict and all(isinstance(k, str) for k in value):
-            return {DICT_KEY: {k: self._out(v, depth + 1) for k, v in value.items()}}
+            return {DICT_KEY: {k: self._out(v, depth + 1, keep) for k, v in value.items()}}
         return self._keep(value)
 
     def _number(self, value):
@@ -142,8 +160,10 @@ class Server:
         return number
 
     def _keep(self, value):
+        kinds = ["%s.%s" % (getattr(c, "__module__", "?"), getattr(c, "__qualname__", "?"))
+                 for c in type(value).__mro__]
         return {HANDLE_KEY: self._number(value), "type": type(value).__name__,
-                "callable": callable(value)}
+                "callable": callable(value), "kinds": kinds[:50]}
 
 
 class StandIn:
@@ -163,7 +183,10 @@ class StandIn:
         number = self._counts.get(method, 0)
         self._counts[method] = number + 1
         answer = answers[min(number, len(answers) - 1)]
-        return answer.copy() if hasattr(answer, "copy") else answer
+        for fresh in ("clone", "copy"):  # a tensor, an array: the student may change it
+            if hasattr(answer, fresh):
+                return getattr(answer, fresh)()
+        return answer
 
     def __call__(self, *args, **kwargs):
         if self._call is None:
