@@ -120,6 +120,27 @@ class Student:
         code draws from them, so that it draws the same numbers on every run."""
         self._request({"op": "seed", "seed": int(number)}, "seeding")
 
+    def library(self, name):
+        """The kernel's module ``name`` (``student.library("torch.nn").Linear(6, 5)``), for
+        the grader's own objects there: the model a training function is tried on."""
+        return self._request({"op": "library", "name": name}, name)
+
+    @contextlib.contextmanager
+    def globals_set(self, **values):
+        """Sets globals the student's code reads (a data loader) for the calls made inside,
+        and puts back what was there after."""
+        before = {}
+        try:
+            for name, value in values.items():
+                before[name] = self._request({"op": "assign", "name": name,
+                                              "value": self._encode(value)}, name)
+            yield
+        finally:
+            for name, (existed, value) in before.items():
+                self._request({"op": "assign", "name": name, "value": self._encode(value)}
+                              if existed else {"op": "assign", "name": name, "delete": True},
+                              name)
+
     def stand_in(self, answers, attributes=None, call=None):
         """A stand-in object in the student's kernel that computes nothing: its k-th call of
         ``method`` returns ``answers[method][k]`` (the last one after that), calling it runs
@@ -276,6 +297,15 @@ def calls_of(stand_in):
             for c in found):
         raise BadReply()
     return [tuple(call) for call in found]
+
+
+def listed(value):
+    """What iterating over a handle gives, as a list (``listed(model.modules())``)."""
+    found = value._student._request({"op": "list", "target": value._number},
+                                    "%s, listed" % value._label)
+    if not isinstance(found, list):
+        raise BadReply()
+    return found
 
 
 def fetch(value):

@@ -8,7 +8,8 @@ by name:
   the sandboxed kernel under ``nncourse grade``, to the notebook's own namespace when a master
   notebook runs, to a catalogued mistake's namespace in diagnosis and the tests;
 - ``rng``: a NumPy ``Generator`` seeded from the check's name and case, so that every run of
-  a check sends the same inputs;
+  a check sends the same inputs (the kernel's own generators are seeded with the same number
+  before each case, so that the student's code draws the same numbers too);
 
 and the parameters of :func:`parametrize`. A check fails by raising ``CheckFailed`` (the
 helpers of :mod:`nncourse.checks.judging`) or ``AssertionError`` with a message for the
@@ -85,10 +86,14 @@ def run(check_name, channel):
     student = Student(channel)
     message = None
     for case_id, parameters in cases(function):
-        fixtures = {"student": student, "rng": np.random.default_rng(seed(check_name, case_id))}
+        number = seed(check_name, case_id)
+        fixtures = {"student": student, "rng": np.random.default_rng(number)}
         arguments = {name: fixtures[name] if name in fixtures else parameters[name]
                      for name in inspect.signature(function).parameters}
         try:
+            # the student's code draws the same numbers on every run (a layer's first
+            # weights, a dropout mask): what it returns depends on the grader's inputs only
+            student.seed(number)
             function(**arguments)
         except StudentRaised as raised:
             message = raised.shown()
@@ -117,7 +122,8 @@ def evaluate(check_name, namespace):
 
 
 # What a Student offers besides the student's names
-_STUDENT_API = frozenset({"no_warnings", "kept", "keep", "seed", "forget", "stand_in",
+_STUDENT_API = frozenset({"no_warnings", "kept", "keep", "seed", "library", "globals_set",
+                          "forget", "stand_in",
                           "transcript", "warned", "looked_up"})
 
 

@@ -37,6 +37,7 @@ class Server:
     def __init__(self, namespace):
         self.namespace = namespace
         self.objects = {}  # handle number -> object the grader holds a handle to
+        self._numbers = {}  # id of such an object -> its handle number
         self._ticks = 0
 
     def _clock(self):
@@ -50,6 +51,7 @@ class Server:
         op = request["op"]
         if op == "forget":
             self.objects.clear()
+            self._numbers.clear()
             return {"ok": None}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -83,6 +85,17 @@ class Server:
             if "torch" in sys.modules:
                 sys.modules["torch"].manual_seed(request["seed"])
             return None
+        if op == "library":  # a module of the kernel's (torch.nn), imported by its name
+            import importlib
+            return importlib.import_module(request["name"])
+        if op == "assign":  # a global the student's code reads (a data loader), or none
+            name = request["name"]
+            before = [name in self.namespace, self.namespace.get(name)]
+            if request.get("delete"):
+                self.namespace.pop(name, None)
+            else:
+                self.namespace[name] = self._in(request["value"])
+            return before
         if op == "lookup":
             name = request["name"]
             if name not in self.namespace:
@@ -97,6 +110,8 @@ class Server:
             return target[self._in(request["key"])]
         if op == "fetch":  # the value behind a handle, as data
             return target
+        if op == "list":  # what iterating over it gives (model.modules())
+            return list(target)
         if op == "set":
             setattr(target, request["name"], self._in(request["value"]))
             return None
@@ -150,13 +165,17 @@ class Server:
         if type(value) in (list, tuple):
             items = [self._out(item, depth + 1, keep) for item in value]
             return items if type(value) is list else {TUPLE_KEY: items}
-        if type(value) is dict and all(isinstance(k, str) for k in value):
+        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
             return {DICT_KEY: {k: self._out(v, depth + 1, keep) for k, v in value.items()}}
         return self._keep(value)
 
     def _number(self, value):
-        number = len(self.objects) + 1
-        self.objects[number] = value
+        """The handle of ``value``: the same one every time it is sent back, so that the
+        grader can tell whether two values are one object (the loader it gave)."""
+        number = self._numbers.get(id(value))
+        if number is None:
+            number = self._numbers[id(value)] = len(self.objects) + 1
+            self.objects[number] = value  # which keeps id(value) its own
         return number
 
     def _keep(self, value):
