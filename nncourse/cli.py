@@ -1,4 +1,4 @@
-"""The instructor's command line: ``nncourse release|grade|demo|figures|data``."""
+"""The instructor's command line: ``nncourse release|grade|check|demo|figures|data``."""
 
 import argparse
 import os
@@ -261,6 +261,19 @@ def build_demo_submissions(course, problem_set="ps1"):
     return sorted(students)
 
 
+def cmd_check(course, args):
+    from .authoring import check_problem_set
+    course.require_problem_set(args.problem_set)
+    started = time.perf_counter()
+    findings = check_problem_set(args.problem_set)
+    for finding in findings:
+        print(finding)
+    failed = sum(bool(finding.problems) for finding in findings)
+    print("%s: %s in %.0f s" % (args.problem_set, "%d of %d items fail" % (failed, len(findings))
+                               if failed else "ready to release", time.perf_counter() - started))
+    return 1 if failed else 0
+
+
 def cmd_demo(course, args):
     print("releasing ps1 (release/ps1, solutions/ps1)")
     course.release("ps1")
@@ -313,6 +326,11 @@ def main(argv=None):
                        help="run the students' code without the sandbox (where bubblewrap is "
                             "not available: the code can then read and change the course)")
     grading.set_defaults(run=cmd_grade)
+    check = commands.add_parser(
+        "check", help="check a problem set before releasing it: the reference, the catalogue "
+                      "of mistakes and rewrites, the visible tests, the policy (in seconds)")
+    check.add_argument("problem_set")
+    check.set_defaults(run=cmd_check)
     demo = commands.add_parser("demo", help="release ps1, make sample submissions, grade them")
     demo.set_defaults(run=cmd_demo)
     figures = commands.add_parser("figures", help="redraw the notebooks' figures")

@@ -1,6 +1,7 @@
 """The course folder: where nbgrader's folders are, and running nbgrader on them."""
 
 import contextlib
+import importlib.util
 import os
 import re
 import shutil
@@ -278,16 +279,26 @@ class Course:
         return sorted(name for name in os.listdir(source)
                       if os.path.isdir(os.path.join(source, name)) and not name.startswith("."))
 
-    def require_problem_set(self, problem_set):
+    def require_problem_set(self, problem_set, checked=True):
         if problem_set not in self.problem_sets():
             raise CourseError("unknown problem set %r (known: %s)"
                               % (problem_set, ", ".join(self.problem_sets())))
+        if checked:
+            self.require_checks(problem_set)
+
+    def require_checks(self, problem_set):
+        """A problem set exists with its hidden checks, nncourse/checks/psN.py."""
+        if not problem_set.isidentifier() or importlib.util.find_spec(
+                "nncourse.checks." + problem_set) is None:
+            raise CourseError("%s has no hidden checks: write nncourse/checks/%s.py "
+                              "(docs/authoring.md)" % (problem_set, problem_set))
 
     def require_released(self, problem_set):
-        self.require_problem_set(problem_set)
+        self.require_problem_set(problem_set, checked=False)
         if not os.path.isdir(self.path("release", problem_set)):
             raise CourseError("%s was never released (run: nncourse release %s)"
                               % (problem_set, problem_set))
+        self.require_checks(problem_set)
 
     def released(self):
         return [name for name in self.problem_sets() if os.path.isdir(self.path("release", name))]

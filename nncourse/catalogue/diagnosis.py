@@ -43,7 +43,7 @@ def _is_constant(expression):
     return True
 
 
-def _defines_only(code):
+def defines_only(code):
     """True for a cell that only imports, defines classes and functions, or sets constants."""
     allowed = (ast.Import, ast.ImportFrom, ast.ClassDef, ast.FunctionDef)
     return all(isinstance(node, allowed) or (isinstance(node, ast.Assign)
@@ -69,7 +69,7 @@ def namespace(problem_set, edits=()):
     for index, cell in enumerate(code_cells):
         if cell.metadata.get("nbgrader", {}).get("grade"):
             continue
-        if index == 0 or _defines_only(cell.source):  # the first: imports, FAST, DATA_ROOT
+        if index == 0 or defines_only(cell.source):  # the first: imports, FAST, DATA_ROOT
             exec(compile(cell.source, "<%s>" % problem_set, "exec"), names)
     return names
 

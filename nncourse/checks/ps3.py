@@ -15,6 +15,9 @@ from . import judging as J
 from .remote import Remote, calls_of, is_instance, listed
 from .runner import parametrize
 
+# ps3 trains networks with torch.nn and torch.optim: graded code may use any library
+POLICY = []
+
 HIDDEN = [512, 1024, 512]
 LINEAR = "torch.nn.modules.linear.Linear"
 

@@ -16,6 +16,9 @@ from . import CheckFailed, check
 from . import judging as J
 from .wire import Raised, attempt, lookup  # noqa: F401 (names the probes use in the kernel)
 
+# ps5 is written with PyTorch: graded code may use any library
+POLICY = []
+
 
 def parameter_for(shape):
     """The values a parameter of this shape gets in the checks (the probe and the oracle)."""
