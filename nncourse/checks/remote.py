@@ -151,6 +151,31 @@ class Student:
             for method, values in answers.items()},
             "attributes": self._encode(attributes or {}), "call": call}, "a stand-in")
 
+    def table(self, keys, values, mean=False):
+        """A stand-in for a function of numbers, element by element, in the student's kernel
+        (their sigmoid, their loss): it answers each element with the grader's value for it
+        (``values[i]`` for ``keys[i]``; a second argument above 0.5 picks column 1), nan for
+        any other; ``mean``: the mean of the answers. It computes nothing."""
+        return self._request({"op": "table", "keys": self._encode(np.asarray(keys, float)),
+                              "values": self._encode(np.asarray(values, float)),
+                              "mean": bool(mean)}, "a stand-in")
+
+    def item_table(self, keys, values):
+        """A stand-in for a function of a list of items (collating sequences into a batch):
+        each item is answered with the grader's value for it (``values[i]``, a tuple, for
+        the array ``keys[i]``), the parts stacked over the items as tensors."""
+        return self._request({"op": "item_table", "keys": self._encode(list(keys)),
+                              "values": self._encode(list(values))}, "a stand-in")
+
+    def loss_replay(self, parameters, gradients, value):
+        """A 0-d tensor in the kernel worth ``value`` whose backward() gives each of the
+        model's ``parameters`` (handles) the grader's gradient: a stand-in for a loss that
+        computes nothing."""
+        return self._request({"op": "loss_replay",
+                              "parameters": [self._encode(p) for p in parameters],
+                              "gradients": [self._encode(g) for g in gradients],
+                              "value": float(value), "keep": True}, "a stand-in")
+
     def forget(self):
         """Drops the kernel's references to the objects of this test (end of a case)."""
         self._channel.send({"op": "forget"})
