@@ -10,9 +10,9 @@ the hidden tests that the kernel saw while they ran. Here:
   makes); kinds a browser would run or that can carry a script (JavaScript, SVG, widgets,
   anything unknown) are dropped. The pages clean these outputs' final HTML once more
   (nncourse/pages);
-- any text that contains a piece of the hidden tests (a probe's source, a nonce, a check's
-  name, the encoding of its inputs) is replaced by a note (a second line of defence: from the
-  first cell that runs a probe on, JudgeChecks keeps no text of the kernel's at all);
+- any text that contains a piece of the hidden tests (the call server's code, the encoding of
+  the checks' inputs) is replaced by a note (a second line of defence: from the first
+  checked cell on, JudgeChecks keeps no text of the kernel's at all);
 - after a cell that tampers with the kernel (nncourse/policy/), student cells keep nothing
   (such code could print anything the kernel held).
 """
@@ -23,9 +23,8 @@ import bleach
 
 ERROR_TEXT = 4000  # an error's message and each traceback entry are cut to this
 REMOVED = "[output removed: it showed part of the grader's hidden tests]"
-# markers of the probes' own code and data in anything a kernel can print
-PROBE_MARKERS = ("nncourse", "run_probe", "_user_ns", "__ndarray__", "def probe_",
-                 "HIDDEN TESTS", "application/vnd.nncourse")
+# markers of the call server's code and the checks' data in anything a kernel can print
+MARKERS = ("nncourse", "_nncourse_calls", "_user_ns", "__ndarray__", "HIDDEN TESTS")
 KEPT_KINDS = ("text/plain", "image/png", "image/jpeg", "image/gif", "text/latex",
               "text/html", "text/markdown")
 _TAGS = ["a", "abbr", "b", "blockquote", "br", "caption", "code", "div", "em", "h1", "h2", "h3",
@@ -105,11 +104,9 @@ def _text(value):
 class Sanitizer:
     """Cleans the outputs of an executed notebook in place (see the module's docstring)."""
 
-    def __init__(self, secrets=()):
-        self.secrets = [s for s in dict.fromkeys(PROBE_MARKERS + tuple(secrets)) if len(s) >= 4]
-
-    def leaks(self, text):
-        return any(secret in text for secret in self.secrets)
+    @staticmethod
+    def leaks(text):
+        return any(marker in text for marker in MARKERS)
 
     def clean_text(self, text):
         """``text`` from the kernel, as it may be shown."""

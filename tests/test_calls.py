@@ -3,9 +3,7 @@ student's kernel, the grader's remote namespace over it, and what reaches the ke
 
 import inspect
 import json
-import os
 
-import nbformat
 import numpy as np
 import pytest
 import torch

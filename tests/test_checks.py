@@ -131,25 +131,20 @@ def test_overflow_warning_is_reported_as_such():
 
 
 def test_wire_round_trip_keeps_arrays_exact():
-    value = {"a": np.arange(6.0).reshape(2, 3), "b": [1, 2.5, None, "x"], "c": np.float32(1.5),
-             "d": float("nan")}
-    decoded = wire.decode(json.loads(json.dumps(wire.encode_outputs(value))))
-    assert np.array_equal(decoded["a"], value["a"]) and decoded["a"].shape == (2, 3)
-    assert decoded["b"] == [1, 2.5, None, "x"] and decoded["c"] == np.float32(1.5)
-    assert np.isnan(decoded["d"])
+    for value in (np.arange(6.0).reshape(2, 3), np.float32(1.5), np.array(np.nan),
+                  np.arange(4, dtype=np.int64)):
+        decoded = wire.decode(json.loads(json.dumps(wire.encode(value))))
+        assert decoded.dtype == np.asarray(value).dtype
+        assert np.array_equal(decoded, value, equal_nan=True)
 
 
 @pytest.mark.parametrize("data", [
     {wire.ARRAY_KEY: {"dtype": "|O", "shape": [1], "data": ""}},
     {wire.ARRAY_KEY: {"dtype": "<f8", "shape": [10 ** 9], "data": ""}},
     {wire.ARRAY_KEY: {"dtype": "<f8", "shape": [2], "data": "AAAA"}},
+    {wire.ARRAY_KEY: {"dtype": "<f8", "shape": [-1], "data": ""}},
+    {wire.ARRAY_KEY: []}, {"other": 1}, [1.0],
 ])
 def test_decode_refuses_what_is_not_plain_numbers(data):
-    with pytest.raises((wire.DecodeError, ValueError)):
+    with pytest.raises(wire.DecodeError):
         wire.decode(data)
-
-
-def test_verdict_of_garbage_is_a_failure_not_a_crash():
-    check = checks.get("ps4.sigmoid")
-    assert checks.verdict(check, check.encoded_inputs(), {"junk": 1}) is not None
-    assert checks.verdict(check, check.encoded_inputs(), "text") is not None

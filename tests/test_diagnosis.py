@@ -2,42 +2,34 @@
 run as a student's kernel would run it, gets its own explanation in the failing cell; correct
 work gets none; what a kernel reports cannot choose or hide an explanation."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
-from nbformat.notebooknode import from_dict
-from nbformat.v4 import new_code_cell, new_notebook, new_output
+from nbformat.v4 import new_code_cell, new_notebook
 
 from nncourse import checks
 from nncourse.autograde.preprocessors import (MISTAKES, REVIEW, WORKER, ExpandChecks,
                                               JudgeChecks)
-from nncourse.catalogue import diagnosis, load
 from nncourse.autograde.execute import OUTCOMES
-from nncourse.checks import PROBLEM_SETS, runner, wire
-from nncourse.checks.remote import LocalChannel
+from nncourse.catalogue import diagnosis, load
+from nncourse.checks import PROBLEM_SETS, runner
+from nncourse.checks.remote import LocalChannel, StudentError
 from nncourse.policy import Review
 from tests.helpers import expect_named, grade, make_course, submit
 
 CATALOGUES = {ps: load(ps) for ps in PROBLEM_SETS}
 
 
-def judged_cell(check_name, outputs, review=None, **settings):
-    """The test cell of ``check_name`` after JudgeChecks, given ``outputs`` (encoded) as the
-    kernel's report, or for a check written as a test function the Outcome of its run (and
-    ``review``, what reading the submission found); (cell, resources)."""
+def judged_cell(check_name, outcome, review=None, **settings):
+    """The test cell of ``check_name`` after JudgeChecks, given the Outcome of the grader's
+    run of its check (and ``review``, what reading the submission found); (cell,
+    resources)."""
     cell = new_code_cell("### BEGIN HIDDEN TESTS\nrun_check(%r)\n### END HIDDEN TESTS"
                          % check_name)
     cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True,
                                  "grade_id": "test_cell", "points": 1}
     nb, resources = ExpandChecks()(new_notebook(cells=[cell]), {WORKER: True, REVIEW: review})
-    if isinstance(outputs, runner.Outcome):
-        resources[OUTCOMES] = {"test_cell": [outputs]}
-    else:
-        (_, [(_, nonce, _)]), = resources["nncourse_checks"].values()
-        nb.cells[0].outputs = [from_dict(new_output("display_data", data={
-            checks.MIME: {"check": check_name, "nonce": nonce, "outputs": outputs}}))]
+    resources[OUTCOMES] = {"test_cell": [outcome]}
     from traitlets.config import Config
     config = Config({"JudgeChecks": settings})
     nb, resources = JudgeChecks(config=config)(nb, resources)
@@ -45,16 +37,11 @@ def judged_cell(check_name, outputs, review=None, **settings):
 
 
 def kernel_outputs(problem_set, check_name, edits=()):
-    """What a student's kernel would report for ``check_name`` with the reference solution
-    under ``edits``, from a random state of its own (the Outcome of a test function's run)."""
+    """The Outcome of ``check_name`` run on the reference solution under ``edits``, from a
+    random state of the process's own (the kernel is seeded before each case)."""
     np.random.seed(np.random.randint(2**31))
     torch.manual_seed(np.random.randint(2**31))
-    if runner.function_of(check_name) is not None:
-        return runner.run(check_name, LocalChannel(diagnosis.namespace(problem_set, edits)))
-    encoded = wire.run_probe(checks.get(check_name).probe,
-                             diagnosis.namespace(problem_set, edits),
-                             checks.get(check_name).encoded_inputs())
-    return json.loads(json.dumps(encoded))
+    return runner.run(check_name, LocalChannel(diagnosis.namespace(problem_set, edits)))
 
 
 def likely(cell):
@@ -98,26 +85,27 @@ def _mutant(problem_set, name):
     return next(m for m in CATALOGUES[problem_set].MUTANTS if m.name == name)
 
 
-BIAS = ("ps4", "sigmoid by the overflowing formula", "ps4.sigmoid")
+BIAS = ("ps1", "bias gradient averaged instead of summed", "ps1.linear_update")
 
 
 def test_a_kernel_cannot_plant_a_diagnosis_of_its_own():
-    problem_set, name, check_name = BIAS
-    outputs = kernel_outputs(problem_set, check_name, _mutant(problem_set, name).edits)
-    # an error whose text pretends to be the grader's diagnosis, in place of a result
-    forged = {key: {wire.ERROR_KEY: "ValueError: x\n%syou did nothing wrong" % diagnosis.PREFIX}
-              for key in outputs}
-    cell, resources = judged_cell(check_name, forged)
+    """Code that raises with the text of a diagnosis: the message names the class only, and
+    no catalogued mistake matches what it replied."""
+    problem_set, _, check_name = BIAS
+    planted = [("linear_solution", "self.b = self.b - lr * output_gradient.sum(axis=0, "
+                                   "keepdims=True)",
+                "raise ValueError(%r)" % (diagnosis.PREFIX + "you did nothing wrong"))]
+    cell, resources = judged_cell(check_name, kernel_outputs(problem_set, check_name, planted))
     errors = [o for o in cell.outputs if o.output_type == "error"]
     assert errors and MISTAKES not in resources
-    assert not any(diagnosis.PREFIX.strip() in o.evalue + "".join(o.traceback) for o in errors)
+    assert not any("did nothing wrong" in o.evalue + "".join(o.traceback) for o in errors)
 
 
-def test_a_correct_behaviour_gets_no_diagnosis_whatever_else_the_report_holds():
-    problem_set, _, check_name = BIAS
-    outputs = dict(kernel_outputs(problem_set, check_name), **{
-        wire.WARNINGS_KEY: ["%s%s" % (diagnosis.PREFIX, _mutant(*BIAS[:2]).explanation)]})
-    cell, resources = judged_cell(check_name, outputs)
+def test_a_correct_behaviour_gets_no_diagnosis_whatever_it_warned():
+    problem_set, name, check_name = BIAS
+    outcome = kernel_outputs(problem_set, check_name)
+    outcome.warned = ["%s%s" % (diagnosis.PREFIX, _mutant(problem_set, name).explanation)]
+    cell, resources = judged_cell(check_name, outcome)
     assert likely(cell) == [] and MISTAKES not in resources
     assert not [o for o in cell.outputs if o.output_type == "error"]
 
@@ -125,9 +113,9 @@ def test_a_correct_behaviour_gets_no_diagnosis_whatever_else_the_report_holds():
 def test_warnings_do_not_hide_a_diagnosis_and_it_can_be_switched_off():
     problem_set, name, check_name = BIAS
     mutant = _mutant(problem_set, name)
-    outputs = dict(kernel_outputs(problem_set, check_name, mutant.edits),
-                   **{wire.WARNINGS_KEY: ["UserWarning: something"]})
-    cell, resources = judged_cell(check_name, outputs)
+    outcome = kernel_outputs(problem_set, check_name, mutant.edits)
+    outcome.warned = ["UserWarning: something"]
+    cell, resources = judged_cell(check_name, outcome)
     assert likely(cell) == [diagnosis.PREFIX + mutant.explanation]
     assert resources[MISTAKES] == [{"cell": "test_cell", "check": check_name, "mistake": name}]
     cell, resources = judged_cell(check_name, kernel_outputs(problem_set, check_name,
@@ -138,8 +126,8 @@ def test_warnings_do_not_hide_a_diagnosis_and_it_can_be_switched_off():
 
 def test_after_code_that_tampers_with_the_kernel_no_mistake_is_named():
     problem_set, name, check_name = BIAS
-    outputs = kernel_outputs(problem_set, check_name, _mutant(problem_set, name).edits)
-    cell, resources = judged_cell(check_name, outputs, review=Review({}, tampering_cell=0))
+    outcome = kernel_outputs(problem_set, check_name, _mutant(problem_set, name).edits)
+    cell, resources = judged_cell(check_name, outcome, review=Review({}, tampering_cell=0))
     assert likely(cell) == [] and MISTAKES not in resources
 
 
@@ -149,9 +137,9 @@ def test_outputs_are_compared_as_plain_data_within_tolerance():
     assert not same({"a": np.ones(3)}, {"a": np.ones(4)})
     assert not same({"a": 1.0}, {"a": 1.0, "b": 2.0})
     assert not same(np.ones(2), "1.0 1.0") and not same(True, 1) and not same(None, 0.0)
-    assert same(wire.StudentError("ValueError: shapes (in forward, line 3)"),
-                wire.StudentError("ValueError: shapes (in forward, line 9)"))
-    assert not same(wire.StudentError("ValueError: shapes"), wire.StudentError("KeyError: 0"))
+    assert same(StudentError("ValueError: shapes (in forward, line 3)"),
+                StudentError("ValueError: shapes (in forward, line 9)"))
+    assert not same(StudentError("ValueError: shapes"), StudentError("KeyError: 0"))
 
 
 @pytest.mark.slow

@@ -140,13 +140,12 @@ def test_legitimate_work_still_works_in_the_sandbox(batch):
     assert "error" not in kinds, kinds
 
 
-# What no graded notebook's outputs may show: the probes' code and data, the grader's
-# environment, what the hostile code meant to run in a TA's browser; and no feedback page may
-# hold live markup (the student's own source is there too, escaped: that is theirs).
-LEAKS = ["nncourse_probe", "def probe_", "__ndarray__", "run_probe", "vnd.nncourse",
-         "HIDDEN TESTS", GRADER_SECRET, GRADER_SECRET_VALUE, "script-ran", "javascript-ran",
-         "onerror"]
-LIVE = [GRADER_SECRET_VALUE, "nncourse_probe", "def probe_", "__ndarray__"]
+# What no graded notebook's outputs may show: the call server and the checks' inputs, the
+# grader's environment, what the hostile code meant to run in a TA's browser; and no feedback
+# page may hold live markup (the student's own source is there too, escaped: that is theirs).
+LEAKS = ["_nncourse_calls", "class StandIn", "__ndarray__", "HIDDEN TESTS", GRADER_SECRET,
+         GRADER_SECRET_VALUE, "script-ran", "javascript-ran", "onerror"]
+LIVE = [GRADER_SECRET_VALUE, "_nncourse_calls", "class StandIn", "__ndarray__"]
 class _LiveMarkup(HTMLParser):
     """Scripts and event handlers of a page that mention the hostile code's alerts (the
     student's source is on the page too, escaped: that is text, not markup)."""

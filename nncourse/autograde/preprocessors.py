@@ -1,27 +1,25 @@
-"""nbgrader preprocessors that judge hidden checks outside the student's kernel.
+"""nbgrader preprocessors around the grader's own run of the hidden checks.
 
 ``nbgrader_config.py`` puts :class:`ExpandChecks` just before nbgrader's ``Execute`` (here
 :class:`nncourse.autograde.execute.LimitedExecute`) and
 :class:`JudgeChecks` just after it, so the real ``nbgrader autograde`` (gradebook, checksums,
 test cells restored from the source, late penalties) grades with them:
 
-1. ExpandChecks replaces each ``run_check("psN.name")`` line of a test cell, as restored
-   from the source, with the probe of that check and a fresh random nonce, put first in the
-   cell (so that it reports even when a visible test fails);
-2. nbgrader executes the notebook; each probe publishes the student's outputs as a display
-   output of type :data:`nncourse.checks.MIME`;
-3. JudgeChecks takes that output out of the cell, judges it in this process and, when the
-   check fails (or its output is missing, duplicated or forged), appends an error to the
-   cell, which nbgrader then scores 0, with the catalogued mistake its outputs show, if any
+1. ExpandChecks takes each ``run_check("psN.name")`` line out of a test cell, as restored
+   from the source, and notes the checks the cell names (resources[CALLED]);
+2. LimitedExecute runs each cell and, after a test cell, its checks, in this process,
+   against the kernel through the call server (nncourse/checks/), noting their outcomes;
+3. JudgeChecks appends an error to a test cell for each failed check, which nbgrader then
+   scores 0, with the catalogued mistake its replies show, if any
    (:mod:`nncourse.catalogue.diagnosis`). It also drops ``execute_result`` outputs from those
    cells, because nbgrader would read a number there as partial credit that student code
-   could fake, and puts back the cell's source as it was in the release (visible tests only),
-   so neither the graded notebook nor the feedback made from it shows the hidden tests.
+   could fake, puts back the cell's source as it was in the release (visible tests only), so
+   neither the graded notebook nor the feedback made from it shows the hidden tests, and from
+   the first checked cell on keeps no text of the kernel's.
 """
 
 import os
 import re
-import secrets
 import sys
 
 import nbformat
@@ -31,7 +29,7 @@ from traitlets import Bool
 
 from .. import checks, policy, sanitize, self_check
 from ..catalogue import diagnosis
-from ..checks import judging, runner, wire
+from ..checks import judging, runner
 from .execute import CALLED, GRADER_ERRORS, OUTCOMES
 
 IMPORT_LINE = re.compile(r"^\s*from nncourse\.checks import run_check\s*$")
@@ -53,8 +51,7 @@ def review_submission(notebook, source, problem_set):
              if policy.is_test_cell(cell)}
 
     def names_of(grade_id):
-        return set().union(*[runner.names_used(name) if runner.function_of(name)
-                             else policy.probe_names(checks.get(name))
+        return set().union(*[runner.names_used(name)
                              for name in check_names(cells[grade_id])] or [set()])
     # the release's own last cell (nncourse.self_check) is the course's code, not the student's
     source = nbformat.from_dict(dict(source, cells=list(source.cells) + self_check.cells()))
@@ -105,7 +102,8 @@ COPIES_NOTE = "cell "  # the start of KeepFirstCopy's warnings, which the grader
 
 
 class ExpandChecks(NbGraderPreprocessor):
-    """Swaps each ``run_check`` line of a test cell for the probe it names."""
+    """Takes the ``run_check`` lines out of each test cell: the grader runs those checks
+    itself once the cell has run (LimitedExecute)."""
 
     def preprocess(self, nb, resources):
         if not resources.get(WORKER):
@@ -117,35 +115,28 @@ class ExpandChecks(NbGraderPreprocessor):
     def preprocess_cell(self, cell, resources, index):
         if not policy.is_test_cell(cell):
             return cell, resources
-        expected, called, first, lines = [], [], [], []
+        called, lines = [], []
         for line in cell.source.splitlines():
             match = CHECK_LINE.match(line)
             if IMPORT_LINE.match(line):
                 continue
-            if match and runner.function_of(match["name"]) is not None:
-                called.append(match["name"])  # run by the grader once the cell has run
-            elif match:
-                check = checks.get(match["name"])
-                nonce, inputs = secrets.token_hex(16), check.encoded_inputs()
-                expected.append((check, nonce, inputs))
-                probe = match["indent"] + checks.render_probe(check, nonce, inputs)
-                # a probe at the top level runs before the visible tests, so that it reports
-                # (and a mistake can be named) even when a visible test fails
-                (lines if match["indent"] else first).append(probe)
+            if match:
+                if runner.function_of(match["name"]) is None:
+                    raise KeyError("no hidden check called %r" % match["name"])
+                called.append(match["name"])
             else:
                 lines.append(line)
-        if expected or called:
+        if called:
             grade_id = cell.metadata.nbgrader["grade_id"]
-            resources[_STATE][grade_id] = (cell.source, expected)
-            if called:
-                resources.setdefault(CALLED, {})[grade_id] = called
-            cell.source = "\n".join(first + lines)
+            resources[_STATE][grade_id] = cell.source
+            resources.setdefault(CALLED, {})[grade_id] = called
+            cell.source = "\n".join(lines)
         return cell, resources
 
 
-# A traceback shows the lines around the failing one, which may be the hidden region and the
-# probe (its source and the grader's inputs, on one line): those lines are taken out.
-_SECRET_LINE = re.compile(r"HIDDEN TESTS|nncourse_probe|from nncourse\.checks")
+# A traceback shows the lines around the failing one, which may be the hidden region: those
+# lines are taken out.
+_SECRET_LINE = re.compile(r"HIDDEN TESTS|from nncourse\.checks")
 
 
 def _scrub(entry):
@@ -157,30 +148,26 @@ def _error(message, ename="HiddenCheckFailed"):
                         traceback=["%s: %s" % (ename, message)])
 
 
-# What a test cell shows, from the first probe on, of a failure its kernel reported: the
-# kernel's own text could hold anything it saw there (the probes' code, their inputs), in any
-# encoding, so the grader writes this instead.
+# What a test cell shows, from the first checked cell on, of a failure its kernel reported: the
+# kernel's own text could hold anything it saw there (the checks' inputs), in any encoding, so
+# the grader writes this instead.
 VISIBLE_TESTS_FAILED = ("the visible tests of this cell failed: run the cell in your notebook "
                         "to see their message")
 
 
 class JudgeChecks(NbGraderPreprocessor):
-    """Judges the probes' outputs in the grader's process, records failures in the cell, and
-    leaves in every cell only what the student may see (nncourse/sanitize.py)."""
+    """Records the failures of the checks the grader ran in their cells, and leaves in every
+    cell only what the student may see (nncourse/sanitize.py)."""
 
-    diagnose = Bool(True, help="name the catalogued mistake a failing check's outputs show "
+    diagnose = Bool(True, help="name the catalogued mistake a failing check's replies show "
                     "(nncourse/catalogue/diagnosis.py)").tag(config=True)
 
     def preprocess(self, nb, resources):
-        review = resources.get(REVIEW) or policy.Review()
-        secrets = []
-        for _, expected in resources.get(_STATE, {}).values():
-            secrets += [piece for check, nonce, _ in expected for piece in (check.name, nonce)]
-        self._sanitizer = sanitize.Sanitizer(secrets)
-        self._review = review
-        probed = [index for index, cell in enumerate(nb.cells) if policy.is_test_cell(cell)
+        self._sanitizer = sanitize.Sanitizer()
+        self._review = resources.get(REVIEW) or policy.Review()
+        checked = [index for index, cell in enumerate(nb.cells) if policy.is_test_cell(cell)
                   and cell.metadata.nbgrader["grade_id"] in resources.get(_STATE, {})]
-        self._first_probe = probed[0] if probed else len(nb.cells)
+        self._first_checked = checked[0] if checked else len(nb.cells)
         self._grader_errors = resources.get(GRADER_ERRORS, [])
         self._hidden_tests = ClearHiddenTests(parent=self)  # the course's delimiters
         return super().preprocess(nb, resources)
@@ -197,9 +184,10 @@ class JudgeChecks(NbGraderPreprocessor):
         return self._review.tampering_cell is not None and index >= self._review.tampering_cell
 
     def _kernel_text_removed(self, cell, test_cell):
-        """A cell run after the kernel saw a probe keeps only what the grader wrote: its own
-        errors (a limit, a lost kernel), and in a test cell one error of its own wording in
-        place of the kernel's. The pages show the student's own run of the cell instead."""
+        """A cell run once the kernel has seen a check's inputs keeps only what the grader
+        wrote: its own errors (a limit, a lost kernel), and in a test cell one error of its
+        own wording in place of the kernel's. The pages show the student's own run of the
+        cell instead."""
         mine = [o for o in cell.outputs if any(o is error for error in self._grader_errors)]
         failed = any(o.output_type == "error" for o in cell.outputs if o not in mine)
         cell.outputs = mine + ([_error(VISIBLE_TESTS_FAILED, "VisibleTestsFailed")]
@@ -207,7 +195,7 @@ class JudgeChecks(NbGraderPreprocessor):
 
     def preprocess_cell(self, cell, resources, index):
         if not policy.is_test_cell(cell):
-            if index >= self._first_probe and cell.cell_type == "code":
+            if index >= self._first_checked and cell.cell_type == "code":
                 self._kernel_text_removed(cell, test_cell=False)
             self._sanitizer.clean_cell(cell, silenced=self._silenced(index))
             return cell, resources
@@ -216,16 +204,14 @@ class JudgeChecks(NbGraderPreprocessor):
         state = resources.get(_STATE, {}).get(grade_id)
         failures, self._warned = [], []
         if state is not None:
-            source, expected = state
             # the graded notebook (and the feedback made from it) shows the visible tests only
-            cell.source = self._visible_tests(source)
-            # after code that tampers with the kernel, its reports prove nothing about a mistake
+            cell.source = self._visible_tests(state)
+            # after code that tampers with the kernel, its replies prove nothing about a mistake
             self._diagnosing = self.diagnose and not self._silenced(index)
-            failures = self._judge(cell, expected, resources)
-            failures += self._judge_calls(cell, grade_id, resources)
+            failures = self._judge(cell, grade_id, resources)
         # nbgrader would read a number left as the cell's value as partial credit
         cell.outputs = [o for o in cell.outputs if o.output_type != "execute_result"]
-        if index >= self._first_probe:  # every checked cell: what reached stderr goes too
+        if index >= self._first_checked:  # every checked cell: what reached stderr goes too
             self._kernel_text_removed(cell, test_cell=True)
         for output in cell.outputs:
             if output.output_type == "error":
@@ -243,39 +229,7 @@ class JudgeChecks(NbGraderPreprocessor):
                          for message in dict.fromkeys(failures)]
         return cell, resources
 
-    def _judge(self, cell, expected, resources):
-        """Takes the probes' reports out of the cell; returns the failure messages."""
-        reports = [o for o in cell.outputs if o.output_type == "display_data"
-                   and checks.MIME in o.get("data", {})]
-        cell.outputs = [o for o in cell.outputs if o not in reports]
-        already_failed = any(o.output_type == "error" for o in cell.outputs)
-        failures = []
-        for check, nonce, inputs in expected:
-            mine = [o.data[checks.MIME] for o in reports
-                    if isinstance(o.data[checks.MIME], dict)
-                    and o.data[checks.MIME].get("nonce") == nonce]
-            if len(reports) != len(expected) or len(mine) != 1:
-                if not already_failed:
-                    failures.append("the hidden tests did not run to completion")
-                continue
-            outputs = mine[0].get("outputs")
-            if isinstance(outputs, dict) and isinstance(outputs.get(wire.WARNINGS_KEY), list):
-                self._warned += [str(text) for text in outputs.pop(wire.WARNINGS_KEY)]
-            try:
-                message = checks.verdict(check, inputs, outputs)
-            except Exception as exc:  # a bug in the check itself: the cell fails, loudly
-                self.log.error("check %s crashed while judging %s: %r", check.name,
-                               resources.get("unique_key", "?"), exc)
-                message = "internal error of the grader while judging; tell your instructor"
-            else:
-                if message is not None:
-                    message = self._diagnosed(message, check.name, _decoded(outputs), cell,
-                                              resources)
-            if message is not None:
-                failures.append(message)
-        return failures
-
-    def _judge_calls(self, cell, grade_id, resources):
+    def _judge(self, cell, grade_id, resources):
         """The failure messages of the checks the grader ran after the cell
         (LimitedExecute's outcomes): a check with no outcome did not run to completion."""
         outcomes = {o.check: o for o in resources.get(OUTCOMES, {}).get(grade_id, [])}
@@ -293,19 +247,16 @@ class JudgeChecks(NbGraderPreprocessor):
                                                 cell, resources))
         return failures
 
-    def _diagnosed(self, message, check, outputs, cell, resources):
-        """The failure message, with the catalogued mistake the outputs show, if any (and
-        that mistake recorded for the instructor's report). ``outputs``: a probe's decoded
-        outputs, or the replies of the student's kernel to a check's calls."""
-        # what the message quotes of the report (an error's text) came from the kernel: it
-        # may not pass for the grader's own diagnosis
+    def _diagnosed(self, message, check, replies, cell, resources):
+        """The failure message, with the catalogued mistake the kernel's replies to the
+        check's calls show, if any (and that mistake recorded for the instructor's report)."""
+        # a message is the grader's words; should one ever quote the kernel, that quote may
+        # not pass for the grader's own diagnosis
         message = message.replace(diagnosis.PREFIX.strip(), "(quoted)")
         if not self._diagnosing:
             return message
-        if outputs is None:
-            return message
         try:
-            mistake = diagnosis.diagnose(check, outputs)
+            mistake = diagnosis.diagnose(check, replies)
         except Exception as exc:  # a bug: no diagnosis
             self.log.warning("diagnosing %s failed: %r", check, exc)
             return message
@@ -316,10 +267,3 @@ class JudgeChecks(NbGraderPreprocessor):
              "mistake": mistake.name})
         return "%s\n%s%s" % (message, diagnosis.PREFIX, mistake.explanation)
 
-
-def _decoded(outputs):
-    """A probe's report decoded, or None when it does not decode (forged: no diagnosis)."""
-    try:
-        return wire.decode(outputs)
-    except (wire.DecodeError, ValueError, TypeError, KeyError):
-        return None

@@ -1,29 +1,30 @@
 """Naming a student's mistake from the catalogue.
 
-When a hidden check fails, the grader (never the student's kernel) runs the check's probe on
-the same inputs against each catalogued mistake that breaks it, here, in its own process,
-and compares those mistakes' outputs with what the student's code returned. When one matches
-on every output the check judges, its explanation goes into the failure message. The
-comparison reads only decoded plain data (numbers, strings, arrays), so the student's code
-can neither run here nor choose what is compared with what.
+When a hidden check fails, the grader runs the same check, here, in its own process (never in
+the student's kernel), against each catalogued mistake that breaks it, and compares the
+replies of the mistake's code to the check's calls with the replies of the student's kernel.
+A check sends the same inputs on every run and the kernel is seeded before each case, so
+the replies depend only on the code; when a mistake's replies match the student's, its explanation
+goes into the failure message. The comparison reads only decoded plain data (numbers,
+strings, arrays, class names), so the student's code can neither run here nor choose what is
+compared with what.
 
-A mistake's outputs depend only on the check's inputs and the catalogue, so they are
-computed once per process and check (:func:`mistake_outputs`).
+A mistake's replies depend only on the check and the catalogue, so they are computed once
+per process and check (:func:`mistake_outputs`).
 """
 
 import ast
 import contextlib
 import functools
 import io
-import json
 import os
 
 import nbformat
 import numpy as np
 
-from .. import checks, samples
-from ..checks import judging, runner, wire
-from ..checks.remote import LocalChannel
+from .. import samples
+from ..checks import judging, runner
+from ..checks.remote import LocalChannel, Opaque, StudentError
 from ..course import ROOT
 from . import load
 
@@ -75,17 +76,9 @@ def namespace(problem_set, edits=()):
 
 
 def probe_outputs(check_name, names):
-    """What ``check_name`` gets from the code in ``names``, as the grader compares it: the
-    decoded outputs of its probe, after the same JSON round trip as a kernel's report, or,
-    for a check written as a test function, every reply to its calls
-    (nncourse/checks/runner.py)."""
-    if runner.function_of(check_name) is not None:
-        return runner.run(check_name, LocalChannel(names)).transcript
-    check = checks.get(check_name)
-    encoded = wire.run_probe(check.probe, names, check.encoded_inputs())
-    if isinstance(encoded, dict):
-        encoded.pop(wire.WARNINGS_KEY, None)  # JudgeChecks takes them out of the student's
-    return wire.decode(json.loads(json.dumps(encoded)))
+    """Every reply of the code in ``names`` to ``check_name``'s calls, in order, as the grader
+    compares them (nncourse/checks/runner.py)."""
+    return runner.run(check_name, LocalChannel(names)).transcript
 
 
 @functools.lru_cache(maxsize=None)
@@ -114,9 +107,9 @@ def same(a, b):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, wire.StudentError) and isinstance(b, wire.StudentError):
+    if isinstance(a, StudentError) and isinstance(b, StudentError):
         return _error_kind(a.message) == _error_kind(b.message)
-    if isinstance(a, wire.Opaque) and isinstance(b, wire.Opaque):
+    if isinstance(a, Opaque) and isinstance(b, Opaque):
         return a.description == b.description
     if isinstance(a, (bool, str)) or isinstance(b, (bool, str)) or a is None or b is None:
         return type(a) is type(b) and a == b

@@ -24,6 +24,26 @@ from . import CheckFailed, server, wire
 from .judging import error_shown
 
 
+class StudentError:
+    """In a transcript of the kernel's replies: student code raised ``message``."""
+
+    def __init__(self, message):
+        self.message = message
+
+    def __repr__(self):
+        return "StudentError(%r)" % self.message
+
+
+class Opaque:
+    """In a transcript of the kernel's replies: an object, by its class name."""
+
+    def __init__(self, description):
+        self.description = description
+
+    def __repr__(self):
+        return "Opaque(%r)" % self.description
+
+
 class StudentRaised(Exception):
     """A call into the student's code raised (or, under :meth:`Student.no_warnings`,
     warned); ``shown`` is what the feedback may say of it."""
@@ -77,7 +97,6 @@ class Student:
         object.__setattr__(self, "_keep", False)
         object.__setattr__(self, "transcript", [])  # every reply, decoded (diagnosis)
         object.__setattr__(self, "warned", [])  # what the student's code warned
-        object.__setattr__(self, "looked_up", [])  # the names the check asked for
 
     def __getattr__(self, name):
         if name.startswith("__"):
@@ -85,7 +104,6 @@ class Student:
         return self[name]
 
     def __getitem__(self, name):
-        self.looked_up.append(name)
         return self._request({"op": "lookup", "name": name}, name)
 
     @contextlib.contextmanager
@@ -195,7 +213,7 @@ class Student:
         self.warned.extend(str(text)[:300] for text in warned[:3])
         if "raised" in reply:
             message = str(reply["raised"])[:1000]
-            self.transcript.append(wire.StudentError(message))
+            self.transcript.append(StudentError(message))
             raise StudentRaised(label, message)
         value = self._decode(reply["ok"], label, 0)
         self.transcript.append(_plain(value))
@@ -380,7 +398,7 @@ def _arguments(args, kwargs):
 def _plain(value):
     """A reply as diagnosis compares it: handles by their class, tensors by their numbers."""
     if isinstance(value, Remote):
-        return value.value.numpy() if value.value is not None else wire.Opaque(value._type)
+        return value.value.numpy() if value.value is not None else Opaque(value._type)
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
     if isinstance(value, dict):

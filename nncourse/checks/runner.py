@@ -52,7 +52,7 @@ def parametrize(names, values):
 
 def function_of(check_name):
     """The test function of ``psN.behaviour`` (``test_behaviour`` in nncourse/checks/psN.py),
-    or None when that check is still written as a probe and a judge."""
+    or None when there is none."""
     problem_set, _, behaviour = check_name.partition(".")
     module = importlib.import_module("nncourse.checks." + problem_set)
     function = getattr(module, "test_" + behaviour, None)
@@ -122,9 +122,8 @@ def evaluate(check_name, namespace):
 
 
 # What a Student offers besides the student's names
-_STUDENT_API = frozenset({"no_warnings", "kept", "keep", "seed", "library", "globals_set", "table", "item_table", "loss_replay",
-                          "forget", "stand_in",
-                          "transcript", "warned", "looked_up"})
+_STUDENT_API = frozenset(name for name in dir(Student) if not name.startswith("_")) | {
+    "transcript", "warned"}
 
 
 def names_used(check_name):

@@ -8,7 +8,8 @@ raised, with what it warned. The server has no check logic, no oracle and no sta
 is the same for every check and every problem set, so nothing of a hidden test can be read
 back from the kernel but the inputs it was sent.
 
-Its source is sent as it is, after ``wire.py`` (see :data:`PROGRAM`), so it must stay
+Its source is sent as it is, after ``wire.py`` (``nncourse.autograde.execute.SERVER_PROGRAM``),
+so it must stay
 self-contained: the standard library, NumPy and the names of ``wire.py``. Master notebooks
 and the tests run the same class in-process (:class:`nncourse.checks.remote.LocalChannel`).
 """
@@ -19,7 +20,7 @@ import warnings
 import numpy as np
 
 try:  # when sent to a kernel, wire.py's names are already defined above this module
-    from .wire import decode, describe_exception, encode
+    from .wire import decode, describe_exception, encodable, encode
 except ImportError:  # pragma: no cover - the kernel's copy
     pass
 
@@ -163,12 +164,14 @@ class Server:
         if keep and (isinstance(value, np.ndarray) or type(value).__name__ in ("Tensor",
                                                                                  "Parameter")):
             return self._keep(value)
-        if isinstance(value, (np.ndarray, np.generic)) and np.asarray(value).dtype.kind in "biufc":
+        if encodable(value):
             return encode(value)
         if type(value).__name__ in ("Tensor", "Parameter") and hasattr(value, "detach"):
             try:
                 array = value.detach().cpu().numpy()
             except Exception:
+                return self._keep(value)
+            if not encodable(array):
                 return self._keep(value)
             return {TENSOR_KEY: encode(array), "requires_grad": bool(value.requires_grad),
                     HANDLE_KEY: self._number(value)}

@@ -22,8 +22,6 @@ forbid the functions that build names at run time).
 """
 
 import ast
-import functools
-import re
 from dataclasses import dataclass, field
 
 from nbgrader import utils
@@ -86,7 +84,7 @@ def review(notebook, source, rules=(), names_of=None):
     ``notebook``: the submission (test cells restored); ``source``: the master notebook (its
     own cells are trusted as they are); ``rules``: the problem set's :class:`Rule` list;
     ``names_of(grade_id)``: the names the checks of that test cell take from the student's
-    code (``probe_names``).
+    code (``nncourse.checks.runner.names_used``).
     """
     own = [c for c in source.cells if c.cell_type == "code" and not utils.is_solution(c)]
     trusted = {c.source.strip() for c in own}
@@ -165,27 +163,3 @@ def _taint(students, breaches, graded=frozenset()):
                 tainted.setdefault(name, (unit.index, why, rule))
     return tainted
 
-
-@functools.lru_cache(maxsize=None)  # the same for every submission
-def probe_names(check_):
-    """The names a check's probe takes from the student's namespace: the names given to
-    ``lookup`` in its source and its helpers' (``lookup(ns, "Linear")``, or through a helper,
-    ``probe_activation(ns, inputs, "ReLU")``), and those its inputs list under ``names``
-    (the quiz's answers)."""
-    import inspect
-    import textwrap
-    from ..checks import probe_functions
-    found = set()
-    for function in probe_functions(check_.probe):
-        for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(function)))):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-                    and (node.func.id == "lookup" or node.func.id.startswith("probe_")):
-                found |= {a.value for a in node.args if isinstance(a, ast.Constant)
-                          and isinstance(a.value, str) and _IDENTIFIER.match(a.value)}
-    names = check_.inputs().get("names")
-    if isinstance(names, list):
-        found |= {name for name in names if isinstance(name, str) and _IDENTIFIER.match(name)}
-    return frozenset(found)
-
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
