@@ -55,7 +55,7 @@ def test_a_problem_set_without_checks_fails_release_check_and_grade_with_one_lin
 
 
 def test_every_problem_set_states_its_policy(monkeypatch):
-    assert checks.PROBLEM_SETS == ("ps1", "ps2", "ps3", "ps4", "ps5")
+    assert checks.PROBLEM_SETS[:5] == ("ps1", "ps2", "ps3", "ps4", "ps5")
     for problem_set in checks.PROBLEM_SETS:
         assert isinstance(checks.rules(problem_set), list)
     module = __import__("nncourse.checks.ps3", fromlist=["POLICY"])

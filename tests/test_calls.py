@@ -220,3 +220,60 @@ def test_nothing_of_a_check_reaches_the_kernel_but_the_server_and_its_inputs(tmp
     # a marker the kernel holds is one the libraries it loaded hold too ("as_array")
     found = [marker for marker in markers if marker in memory and marker not in control]
     assert found == [], found
+
+
+# A SimpleNN whose backward skips the activation layers, then rewrites the stand-ins' record of
+# its calls from what they hold (an attack a review found when the record was an attribute).
+FORGING_SIMPLENN = '''
+class SimpleNN:
+    def __init__(self, layers, loss, lr=0.05):
+        self.layers, self.loss, self.lr = layers, loss, lr
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def forward(self, x):
+        self.inputs = []
+        for layer in self.layers:
+            self.inputs.append(x)
+            x = layer(x)
+        self.prediction = x
+        return x
+
+    def backward(self, y):
+        self.loss_value = self.loss(self.prediction, y)
+        gradient = self.loss.backward(self.prediction, y)
+        for layer, layer_input in zip(reversed(self.layers), reversed(self.inputs)):
+            if layer.with_weights:  # the activation layers are skipped
+                gradient = layer.backward(layer_input, gradient, self.lr)
+        for index, layer in enumerate(self.layers):
+            for private in ("_calls", "_counts", "_answers", "_clock", "_record"):
+                if hasattr(layer, private):
+                    raise AssertionError("a stand-in shows its %s" % private)
+            layer._reply("backward", [self.inputs[index], gradient, self.lr], {})
+'''
+
+
+def test_a_stand_ins_record_cannot_be_rewritten_by_the_code_it_records():
+    namespace = diagnosis.namespace("ps1")
+    exec(FORGING_SIMPLENN, namespace)
+    message = runner.evaluate("ps1.simplenn", namespace)
+    assert message is not None and "order" in message, message
+
+
+def test_a_big_value_comes_back_as_a_handle_not_as_data():
+    namespace = {"np": np}
+    exec("def strings():\n    return ['x' * 1_000_000] * 300\n"
+         "def arrays():\n    return [np.ones(1_000_000)] * 40\n"
+         "def items():\n    return list(range(100_000))\n", namespace)
+    server_ = server.Server(namespace)
+    for name in ("strings", "arrays", "items"):
+        function = server_.handle(json.dumps({"op": "lookup", "name": name}))["ok"]
+        reply = server_.handle(json.dumps({"op": "call", "target": function[
+            server.HANDLE_KEY]}))
+        assert len(json.dumps(reply)) < 1.5 * server.MAX_REPLY_BYTES, name
+
+
+def test_a_reply_with_an_impossible_number_is_a_bad_reply():
+    with pytest.raises(BadReply):
+        Student(Forger({"ok": {server.HANDLE_KEY: float("inf"), "type": "Linear"}})).Linear

@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 
 from nncourse import checks
-from nncourse.checks import wire
-from nncourse.catalogue import ps1 as catalogue, ps2 as catalogue_ps2, ps3 as catalogue_ps3
-from nncourse.catalogue import ps4 as catalogue_ps4, ps5 as catalogue_ps5
+from nncourse.catalogue import load
+from nncourse.checks import PROBLEM_SETS, wire
 from tests.helpers import reference_namespace, source_notebook
 
-CATALOGUES = {"ps1": catalogue, "ps2": catalogue_ps2, "ps3": catalogue_ps3,
-              "ps4": catalogue_ps4, "ps5": catalogue_ps5}
+CATALOGUES = {problem_set: load(problem_set) for problem_set in PROBLEM_SETS}
+catalogue = CATALOGUES["ps1"]
 PS1 = checks.names("ps1")
 
 

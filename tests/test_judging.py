@@ -164,6 +164,15 @@ def test_a_copied_test_cell_is_graded_from_its_first_copy_and_the_others_are_pla
            "the first" in caplog.text
 
 
+@pytest.mark.parametrize("shape, shown", [
+    ((4, 5), "(4, 5)"), ((20,), "(20,)"), ((2, 3, 4, 5), "another shape (4 dimensions)"),
+    ((0, 10226, 1922, 20664, 553), "another shape (5 dimensions)"),
+    ((1, 50_000), "another shape (2 dimensions)")])
+def test_a_wrong_shape_is_shown_only_when_near_the_one_expected(shape, shown):
+    from nncourse.checks.judging import shape_shown
+    assert shape_shown(shape, (5, 4)) == shown
+
+
 @pytest.mark.parametrize("message, shown", [
     ("ValueError: shapes (3,4) and (5,2) not aligned (in forward, line 3)", "ValueError"),
     ("UserWarning: }'sesac'{ (in f, line 12345)", "UserWarning"),  # text and number chosen

@@ -140,6 +140,18 @@ TAMPERING = {
     "IPython itself": "import IPython\nIPython.get_ipython()",
     "builtins": "import builtins\nbuiltins.len = lambda x: 3",
     "too deep to read": "x = " + "+".join(["1"] * 5000) + "\nexec('pass')",
+    # what a review of the call server found: ways to take the place of the builtins the
+    # grader's own code runs with, or to read a function's globals, without naming them
+    "a builtin bound by a pattern": "match 1:\n    case globals:\n        pass",
+    "a dunder read by a pattern": "match ReLU.forward:\n    case object(__globals__=g):\n"
+                                  "        pass",
+    "a builtin bound by an import": "import json as compile",
+    "a builtin bound by a from-import": "from math import floor as exec",
+    "a builtin as an argument": "def f(exec=print):\n    return exec",
+    "a builtin bound by except": "try:\n    pass\nexcept Exception as globals:\n    pass",
+    "getattr handed on": "import functools\n"
+                         "functools.reduce(getattr, ['__globals__'], ReLU.forward)",
+    "os.abort": "import os\nos.abort()",
 }
 
 
@@ -154,6 +166,21 @@ def test_tampering_anywhere_costs_every_test_cell_after_it(name):
     after = order[order.index("test_relu_forward"):]
     assert set(costs) == set(after), (name, costs)
     assert "graded code may not do" in costs["test_relu_forward"]
+
+
+def test_a_stable_part_may_not_silence_the_warning_it_is_judged_by():
+    silenced = ("class Sigmoid(Module):\n"
+                "    def forward(self, input_array):\n"
+                "        with np.errstate(all='ignore'):\n"
+                "            return 1.0 / (1.0 + np.exp(-input_array))\n"
+                "    def backward(self, input_array, output_gradient):\n"
+                "        s = self.forward(input_array)\n"
+                "        return output_gradient * s * (1.0 - s)\n")
+    notebook, source = restored("ps1")
+    with_cell(notebook, "sigmoid_solution", silenced, replace=True)
+    costs = review_submission(notebook, source, "ps1").costs
+    assert set(costs) == {"test_sigmoid_forward", "test_sigmoid_backward"}
+    assert "silencing NumPy's floating-point warnings" in costs["test_sigmoid_forward"]
 
 
 def test_an_edited_course_cell_is_judged_on_what_the_student_changed():

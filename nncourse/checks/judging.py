@@ -62,12 +62,22 @@ def as_array(value, what):
     return value
 
 
+def shape_shown(shape, expected):
+    """A wrong shape as the feedback may show it: as it is when it is near the expected one
+    (as many dimensions, or one more or fewer, none over 10,000), else in words only, since
+    any other numbers there are the kernel's to choose."""
+    if abs(len(shape) - len(expected)) <= 1 and all(0 < n <= 10_000 for n in shape):
+        return str(tuple(shape))
+    return "another shape (%d dimensions)" % len(shape) if len(shape) <= 8 else "another shape"
+
+
 def close(value, expected, what, *, rtol=1e-5, atol=1e-7):
     """Fails unless ``value`` is an array of the expected shape with matching numbers."""
     actual = as_array(value, what)
     expected = np.asarray(expected, dtype=float)
     if actual.shape != expected.shape:
-        raise CheckFailed("%s has shape %s, expected %s" % (what, actual.shape, expected.shape))
+        raise CheckFailed("%s has shape %s, expected %s" % (
+            what, shape_shown(actual.shape, expected.shape), expected.shape))
     if actual.dtype.kind == "c":
         raise CheckFailed("%s is complex, expected real numbers" % what)
     actual = actual.astype(float)
@@ -82,7 +92,8 @@ def scalar(value, expected, what, *, rtol=1e-5, atol=1e-7):
     """Like :func:`close` for a single number (a float, a 0-d or one-element array)."""
     actual = as_array(value, what)
     if actual.size != 1:
-        raise CheckFailed("%s has shape %s, expected a single number" % (what, actual.shape))
+        raise CheckFailed("%s has shape %s, expected a single number" % (
+            what, shape_shown(actual.shape, ())))
     close(actual.reshape(()), np.asarray(expected, dtype=float).reshape(()), what,
           rtol=rtol, atol=atol)
 
@@ -90,5 +101,5 @@ def scalar(value, expected, what, *, rtol=1e-5, atol=1e-7):
 def shape(value, expected_shape, what):
     actual = as_array(value, what)
     if actual.shape != tuple(expected_shape):
-        raise CheckFailed("%s has shape %s, expected %s" % (what, actual.shape,
-                                                            tuple(expected_shape)))
+        raise CheckFailed("%s has shape %s, expected %s" % (
+            what, shape_shown(actual.shape, tuple(expected_shape)), tuple(expected_shape)))

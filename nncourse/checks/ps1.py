@@ -21,7 +21,14 @@ from ..policy import Rule
 # differentiates or implements the layers for it (checked on the source: nncourse/policy/).
 POLICY = [Rule(modules=("torch", "torchvision", "tensorflow", "keras", "jax", "autograd",
                         "sklearn", "scipy", "mlxtend"),
-               why="ps1 is done with NumPy alone (no torch or other learning library)")]
+               why="ps1 is done with NumPy alone (no torch or other learning library)"),
+          # the stable parts ask for code that does not overflow, which a check sees by
+          # NumPy's warning: silencing that warning is not writing stable code
+          Rule(modules=("numpy.errstate", "numpy.seterr", "numpy.seterrcall"),
+               attributes=("errstate", "seterr", "seterrcall"),
+               names=("Sigmoid", "CrossEntropyLoss"),
+               why="the task asks for code that does not overflow; silencing NumPy's "
+                   "floating-point warnings is not allowed here")]
 
 
 def _t(array):

@@ -26,7 +26,13 @@ PARAMETERS = ("LW_11", "IW_11", "LW_21", "b_1", "b_2")
 # (cell "stand_ins"); they are not a student's to hand in (checked on the source:
 # nncourse/policy/).
 POLICY = [Rule(helpers=("replay", "stand_ins"),
-               why="graded code must be your own, not the notebook's test helpers")]
+               why="graded code must be your own, not the notebook's test helpers"),
+          # the stable parts ask for code that does not overflow, which a check sees by
+          # NumPy's warning: silencing that warning is not writing stable code
+          Rule(modules=("numpy.errstate", "numpy.seterr", "numpy.seterrcall"),
+               attributes=("errstate", "seterr", "seterrcall"), names=("sigmoid",),
+               why="the task asks for code that does not overflow; silencing NumPy's "
+                   "floating-point warnings is not allowed here")]
 
 
 def _sigmoid(n):

@@ -151,13 +151,14 @@ class Student:
         try:
             for name, value in values.items():
                 before[name] = self._request({"op": "assign", "name": name,
-                                              "value": self._encode(value)}, name)
+                                              "value": self._encode(value)}, name,
+                                             recorded=False)
             yield
         finally:
             for name, (existed, value) in before.items():
                 self._request({"op": "assign", "name": name, "value": self._encode(value)}
                               if existed else {"op": "assign", "name": name, "delete": True},
-                              name)
+                              name, recorded=False)
 
     def stand_in(self, answers, attributes=None, call=None):
         """A stand-in object in the student's kernel that computes nothing: its k-th call of
@@ -198,7 +199,10 @@ class Student:
         """Drops the kernel's references to the objects of this test (end of a case)."""
         self._channel.send({"op": "forget"})
 
-    def _request(self, request, label):
+    def _request(self, request, label, recorded=True):
+        """The decoded reply to ``request``; kept in the transcript unless ``recorded`` is
+        false (what the kernel held before, which depends on the notebook, not on the code
+        the check judges)."""
         if self._strict:
             request = dict(request, strict=True)
         if self._keep and "keep" not in request:
@@ -213,10 +217,12 @@ class Student:
         self.warned.extend(str(text)[:300] for text in warned[:3])
         if "raised" in reply:
             message = str(reply["raised"])[:1000]
-            self.transcript.append(StudentError(message))
+            if recorded:
+                self.transcript.append(StudentError(message))
             raise StudentRaised(label, message)
         value = self._decode(reply["ok"], label, 0)
-        self.transcript.append(_plain(value))
+        if recorded:
+            self.transcript.append(_plain(value))
         return value
 
     def _encode(self, value):
@@ -274,7 +280,8 @@ class Student:
             if server.FLOAT_KEY in data:
                 return float(str(data[server.FLOAT_KEY]))
             value = wire.decode(data)
-        except (wire.DecodeError, ValueError, TypeError, KeyError, AttributeError):
+        except (wire.DecodeError, ValueError, TypeError, KeyError, AttributeError,
+                OverflowError):
             raise BadReply() from None
         if not isinstance(value, np.ndarray):
             raise BadReply()

@@ -30,6 +30,11 @@ TUPLE_KEY = "__tuple__"
 DICT_KEY = "__dict__"
 FLOAT_KEY = "__float__"  # nan and the infinities, which JSON lacks
 MAX_WARNINGS = 3
+# What one reply may carry as data; anything past it comes back as a handle, so that a value
+# the student's code makes big cannot stall or flood the grader.
+MAX_REPLY_BYTES = 16_000_000
+MAX_STRING = 10_000
+MAX_ITEMS = 10_000
 
 
 class Server:
@@ -39,6 +44,8 @@ class Server:
         self.namespace = namespace
         self.objects = {}  # handle number -> object the grader holds a handle to
         self._numbers = {}  # id of such an object -> its handle number
+        self._records = {}  # id of a stand-in -> (it, its record of calls)
+        self._budget = 0  # what the reply being written may still hold, in bytes
         self._ticks = 0
 
     def _clock(self):
@@ -53,6 +60,7 @@ class Server:
         if op == "forget":
             self.objects.clear()
             self._numbers.clear()
+            self._records.clear()
             return {"ok": None}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -65,6 +73,7 @@ class Server:
         warned = ["%s: %s" % (w.category.__name__, w.message) for w in caught][:MAX_WARNINGS]
         if warned and request.get("strict"):
             return {"raised": warned[0]}
+        self._budget = MAX_REPLY_BYTES
         reply = {"ok": self._out(value, keep=bool(request.get("keep")))}
         if warned:
             reply["warned"] = warned
@@ -74,8 +83,11 @@ class Server:
         if op == "stand_in":
             answers = {str(k): [self._in(v) for v in values]
                        for k, values in request["answers"].items()}
-            return StandIn(answers, self._in(request.get("attributes", {})),
-                           request.get("call"), self._clock)
+            reply, record = _replier(answers, self._clock)
+            stand_in = StandIn(reply, self._in(request.get("attributes", {})),
+                               request.get("call"), answers)
+            self._records[id(stand_in)] = (stand_in, record)
+            return stand_in
         if op == "item_table":
             return ItemTable(self._in(request["keys"]), self._in(request["values"]))
         if op == "loss_replay":  # a loss whose gradients are the grader's numbers
@@ -114,7 +126,7 @@ class Server:
             return self.namespace[name]
         target = self.objects[request["target"]]
         if op == "calls":  # what the student's code asked of a stand-in
-            return target._calls if isinstance(target, StandIn) else None
+            return self._records.get(id(target), (None, None))[1]
         if op == "get":
             return getattr(target, request["name"])
         if op == "item":
@@ -157,7 +169,10 @@ class Server:
         to arrays and tensors too, which then stay in the kernel)."""
         if depth > 20:
             return self._keep(value)
-        if value is None or isinstance(value, (bool, int, str)) and not isinstance(value, np.generic):
+        if isinstance(value, str) and not isinstance(value, np.generic):
+            return value if self._spend(len(value)) and len(value) <= MAX_STRING \
+                else self._keep(value)
+        if value is None or isinstance(value, (bool, int)) and not isinstance(value, np.generic):
             return value
         if isinstance(value, float):
             return value if np.isfinite(value) else {FLOAT_KEY: str(value)}
@@ -165,22 +180,29 @@ class Server:
                                                                                  "Parameter")):
             return self._keep(value)
         if encodable(value):
-            return encode(value)
+            return encode(value) if self._spend(np.asarray(value).nbytes) else self._keep(value)
         if type(value).__name__ in ("Tensor", "Parameter") and hasattr(value, "detach"):
             try:
                 array = value.detach().cpu().numpy()
             except Exception:
                 return self._keep(value)
-            if not encodable(array):
+            if not encodable(array) or not self._spend(array.nbytes):
                 return self._keep(value)
             return {TENSOR_KEY: encode(array), "requires_grad": bool(value.requires_grad),
                     HANDLE_KEY: self._number(value)}
+        if type(value) in (list, tuple, dict) and len(value) > MAX_ITEMS:
+            return self._keep(value)
         if type(value) in (list, tuple):
             items = [self._out(item, depth + 1, keep) for item in value]
             return items if type(value) is list else {TUPLE_KEY: items}
         if isinstance(value, dict) and all(isinstance(k, str) for k in value):
             return {DICT_KEY: {k: self._out(v, depth + 1, keep) for k, v in value.items()}}
         return self._keep(value)
+
+    def _spend(self, size):
+        """Whether the reply being written can still carry ``size`` more bytes."""
+        self._budget -= size
+        return self._budget >= 0
 
     def _number(self, value):
         """The handle of ``value``: the same one every time it is sent back, so that the
@@ -201,35 +223,41 @@ class Server:
 class StandIn:
     """A stand-in for a part the check does not grade (a layer, a loss): it computes nothing.
     Its k-th call of a method answers with the grader's k-th value for that method (extra
-    calls get the last one), and it records every call for the grader to read back."""
+    calls get the last one). What it answers and its record of the calls, numbered in the
+    order of all the stand-ins' calls, live in its ``_reply`` closure (_replier): out of the
+    reach of the code that calls it, but by introspection, which the source policy costs."""
 
-    def __init__(self, answers, attributes, call, clock):
-        self._answers, self._counts, self._calls, self._call = answers, {}, [], call
-        self._clock = clock
+    def __init__(self, reply, attributes, call, methods):
+        self._reply, self._call, self._methods = reply, call, frozenset(methods)
         for name, value in attributes.items():
             setattr(self, name, value)
-
-    def _answer(self, method, args, kwargs):
-        self._calls.append([self._clock(), method, list(args), dict(kwargs)])
-        answers = self._answers[method]
-        number = self._counts.get(method, 0)
-        self._counts[method] = number + 1
-        answer = answers[min(number, len(answers) - 1)]
-        for fresh in ("clone", "copy"):  # a tensor, an array: the student may change it
-            if hasattr(answer, fresh):
-                return getattr(answer, fresh)()
-        return answer
 
     def __call__(self, *args, **kwargs):
         if self._call is None:
             raise TypeError("this stand-in is not callable")
-        return self._answer(self._call, args, kwargs)
+        return self._reply(self._call, args, kwargs)
 
     def __getattr__(self, name):
-        answers = self.__dict__.get("_answers", {})
-        if name.startswith("_") or name not in answers:
+        if name.startswith("_") or name not in self.__dict__.get("_methods", ()):
             raise AttributeError(name)
-        return lambda *args, **kwargs: self._answer(name, args, kwargs)
+        return lambda *args, **kwargs: self._reply(name, args, kwargs)
+
+
+def _replier(answers, clock):
+    """A stand-in's replying function and the list it records the calls in."""
+    counts, record = {}, []
+
+    def reply(method, args, kwargs):
+        record.append([clock(), method, list(args), dict(kwargs)])
+        values = answers[method]
+        number = counts.get(method, 0)
+        counts[method] = number + 1
+        answer = values[min(number, len(values) - 1)]
+        for fresh in ("clone", "copy"):  # a tensor, an array: the student may change it
+            if hasattr(answer, fresh):
+                return getattr(answer, fresh)()
+        return answer
+    return reply, record
 
 
 class Table:

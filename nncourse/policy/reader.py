@@ -21,8 +21,10 @@ TAMPERING_NAMES = (
     "__builtins__", "__builtin__", "exit", "quit", "memoryview",
 )
 TAMPERING_OS = ("system", "popen", "fork", "forkpty", "kill", "killpg", "execv", "execve",
-                "execl", "execlp", "execvp", "execvpe", "spawnv", "spawnl", "posix_spawn",
-                "environ", "putenv", "setsid", "setpgid", "ptrace", "_exit", "dup2")
+                "execl", "execle", "execlp", "execvp", "execvpe", "spawnv", "spawnve", "spawnl",
+                "spawnle", "spawnlp", "spawnlpe", "spawnvp", "spawnvpe", "posix_spawn",
+                "posix_spawnp", "environ", "putenv", "setsid", "setpgid", "ptrace", "_exit",
+                "abort", "dup2")
 # dunder attributes ordinary classes use; any other one is introspection
 SAFE_DUNDERS = ("__init__", "__call__", "__name__", "__len__", "__getitem__", "__repr__",
                 "__str__", "__iter__", "__next__", "__doc__")
@@ -99,13 +101,15 @@ class _Reader(ast.NodeVisitor):
     def __init__(self, cell, aliases):
         self.cell, self.aliases = cell, aliases
         self.depth = 0  # inside how many functions and classes
-        self.computed = []  # getattr-like calls whose attribute name is computed
+        self.computed = []  # (node, function): getattr-like calls whose attribute name is
+        # computed, or getattr itself handed to other code (functools.reduce(getattr, ...))
         self.name_building = []  # ...the cell also builds names that could be dunders
 
     def finish(self):
         if self.computed and self.name_building:
-            self.flag(self.computed[0], "calls %s with an attribute name built from %s"
-                      % (self.computed[0].func.id, self.name_building[0]))
+            node, function = self.computed[0]
+            self.flag(node, "calls %s with an attribute name built from %s"
+                      % (function, self.name_building[0]))
 
     def visit_Constant(self, node):
         text = node.value.decode("latin-1") if isinstance(node.value, bytes) else node.value
@@ -123,6 +127,7 @@ class _Reader(ast.NodeVisitor):
             shown_only = alias.asname and starts(alias.name, DISPLAY)  # not all of IPython
             if _tampering_module(alias.name) and not shown_only:
                 self.flag(node, "imports %s" % alias.name)
+            self._binds(node, name)
             self.cell.chains.append((alias.name, node.lineno))
             self.cell.defines.add(name)
 
@@ -137,6 +142,45 @@ class _Reader(ast.NodeVisitor):
             self.cell.defines.add(name)
             if alias.name in TAMPERING_NAMES or alias.name in TAMPERING_OS and module == "os":
                 self.flag(node, "imports %s from %s" % (alias.name, module))
+            elif alias.asname:
+                self._binds(node, alias.asname)
+
+    def _binds(self, node, name):
+        """A name bound by an import, an argument, a pattern or an ``except ... as``: one of
+        the builtins the grader's own code runs with would be replaced by it."""
+        if name in TAMPERING_NAMES:
+            self.flag(node, "binds the name %s" % name)
+
+    def visit_arg(self, node):
+        self._binds(node, node.arg)
+        self.generic_visit(node)
+
+    def visit_ExceptHandler(self, node):
+        if node.name:
+            self._binds(node, node.name)
+            self.cell.defines.add(node.name)
+        self.generic_visit(node)
+
+    def visit_MatchAs(self, node):
+        if node.name:
+            self._binds(node, node.name)
+            self.cell.defines.add(node.name)
+        self.generic_visit(node)
+
+    visit_MatchStar = visit_MatchAs
+
+    def visit_MatchMapping(self, node):
+        if node.rest:
+            self._binds(node, node.rest)
+            self.cell.defines.add(node.rest)
+        self.generic_visit(node)
+
+    def visit_MatchClass(self, node):
+        for attribute in node.kwd_attrs:  # ``case object(__globals__=g)`` reads that attribute
+            if attribute.startswith("__") and attribute not in SAFE_DUNDERS:
+                self.flag(node, "uses the attribute %s" % attribute)
+            self.cell.attributes.append((attribute, node.lineno))
+        self.generic_visit(node)
 
     def _define(self, target):
         for node in ast.walk(target):
@@ -250,7 +294,7 @@ class _Reader(ast.NodeVisitor):
             elif not literal and target and module_of(target, self.aliases):
                 self.flag(node, "calls %s on %s with a computed name" % (func.id, target))
             elif not literal:
-                self.computed.append(node)  # fine (getattr(self, "d" + name)) unless...
+                self.computed.append((node, func.id))  # fine (getattr(self, "d" + name))...
             elif func.id in ("setattr", "delattr") and target and module_of(target, self.aliases):
                 self.flag(node, "calls %s on %s" % (func.id, target))
         if isinstance(func, ast.Name) and func.id == "open" and node.args \
@@ -260,6 +304,9 @@ class _Reader(ast.NodeVisitor):
         for keyword in node.keywords:
             if keyword.arg:
                 self.cell.attributes.append((keyword.arg, node.lineno))
+        for argument in node.args + [keyword.value for keyword in node.keywords]:
+            if isinstance(argument, ast.Name) and argument.id in _DYNAMIC_ATTRIBUTE:
+                self.computed.append((node, argument.id))  # who calls it, with what name?
         self.generic_visit(node)
 
 
