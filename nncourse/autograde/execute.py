@@ -1,5 +1,6 @@
 """LimitedExecute: nbgrader's Execute under limits of CPU time, wall-clock time and output,
-with a kernel that may be lost."""
+with a kernel that may be lost; after each test cell it runs that cell's hidden checks against
+the kernel, through the call server (nncourse/checks/)."""
 
 import inspect
 import json
@@ -7,7 +8,6 @@ import os
 import signal
 import threading
 import time
-
 from queue import Empty
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
