@@ -190,7 +190,7 @@ class Server:
                 return self._keep(value)
             return {TENSOR_KEY: encode(array), "requires_grad": bool(value.requires_grad),
                     HANDLE_KEY: self._number(value)}
-        if type(value) in (list, tuple, dict) and len(value) > MAX_ITEMS:
+        if isinstance(value, (list, tuple, dict)) and len(value) > MAX_ITEMS:
             return self._keep(value)
         if type(value) in (list, tuple):
             items = [self._out(item, depth + 1, keep) for item in value]
