@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from . import CheckFailed
 from . import judging as J
-from .remote import Remote, is_instance, listed, type_name, value_of
+from .remote import is_instance, listed, same_object, type_name, value_of
 from .runner import parametrize
 
 # ps5 is written with PyTorch: graded code may use any library
@@ -52,11 +52,6 @@ def _shapes_match(got, expected, what):
     if got != sorted(tuple(s) for s in expected):
         raise CheckFailed("%s has parameters of shapes %s; expected %s" % (
             what, ", ".join(map(str, got)) or "none", ", ".join(map(str, expected))))
-
-
-def _same(a, b):
-    """Whether two handles are one object in the kernel (it gives an object one handle)."""
-    return isinstance(a, Remote) and isinstance(b, Remote) and a._number == b._number
 
 
 # --- MyFirstNeuralNet -----------------------------------------------------------------------
@@ -109,7 +104,7 @@ def test_train_model(student, rng):
     maker = student.stand_in({"make": [built]}, call="make")
     with student.globals_set(DigitNet=maker):
         model = student.train_model(torch.tensor(x), torch.tensor(y).long(), epochs)
-    if not _same(model, built):
+    if not same_object(model, built):
         raise CheckFailed("train_model returned %s, not the DigitNet it trained"
                           % J.kind_of(model))
     layer = torch.nn.Linear(9, 10)
@@ -199,7 +194,7 @@ def test_train_cnn(student, rng):
     result = student.train_cnn(loader, model, epochs)
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         raise CheckFailed("%s should return the model and the epoch losses" % call)
-    if not _same(result[0], model):
+    if not same_object(result[0], model):
         raise CheckFailed("%s should return the model it was given, trained" % call)
     batches = math.ceil(len(x) / size) * epochs
     if int(J.as_array(norm.num_batches_tracked, "the model").reshape(-1)[0]) < batches:

@@ -372,6 +372,12 @@ def is_instance(value, qualified_name):
     return isinstance(value, Remote) and qualified_name in value._kinds
 
 
+def same_object(a, b):
+    """Whether two values the kernel sent are one object there (the server gives an object
+    the same handle every time)."""
+    return isinstance(a, Remote) and isinstance(b, Remote) and a._number == b._number
+
+
 def type_name(value):
     """The class name of what the student's code returned (a Remote's, or a plain value's)."""
     return value._type if isinstance(value, Remote) else type(value).__name__

@@ -155,19 +155,13 @@ class _Reader(ast.NodeVisitor):
         self._binds(node, node.arg)
         self.generic_visit(node)
 
-    def visit_ExceptHandler(self, node):
-        if node.name:
+    def visit_MatchAs(self, node):  # ``case name``; the same for ``case [*name]`` and
+        if node.name:                 # ``except E as name``
             self._binds(node, node.name)
             self.cell.defines.add(node.name)
         self.generic_visit(node)
 
-    def visit_MatchAs(self, node):
-        if node.name:
-            self._binds(node, node.name)
-            self.cell.defines.add(node.name)
-        self.generic_visit(node)
-
-    visit_MatchStar = visit_MatchAs
+    visit_MatchStar = visit_ExceptHandler = visit_MatchAs
 
     def visit_MatchMapping(self, node):
         if node.rest:
@@ -177,10 +171,13 @@ class _Reader(ast.NodeVisitor):
 
     def visit_MatchClass(self, node):
         for attribute in node.kwd_attrs:  # ``case object(__globals__=g)`` reads that attribute
-            if attribute.startswith("__") and attribute not in SAFE_DUNDERS:
-                self.flag(node, "uses the attribute %s" % attribute)
-            self.cell.attributes.append((attribute, node.lineno))
+            self._reads_attribute(node, attribute)
         self.generic_visit(node)
+
+    def _reads_attribute(self, node, attribute):
+        if attribute.startswith("__") and attribute not in SAFE_DUNDERS:
+            self.flag(node, "uses the attribute %s" % attribute)
+        self.cell.attributes.append((attribute, node.lineno))
 
     def _define(self, target):
         for node in ast.walk(target):
@@ -254,9 +251,7 @@ class _Reader(ast.NodeVisitor):
             self.cell.defines.add(node.id)
 
     def visit_Attribute(self, node):
-        if node.attr.startswith("__") and node.attr not in SAFE_DUNDERS:
-            self.flag(node, "uses the attribute %s" % node.attr)
-        self.cell.attributes.append((node.attr, node.lineno))
+        self._reads_attribute(node, node.attr)
         dotted = _dotted(node)
         if dotted:
             self.cell.chains.append((dotted, node.lineno))
